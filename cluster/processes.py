@@ -1,0 +1,107 @@
+"""Starting and stopping local service processes by PID, with bounded health checks.
+
+Used by the `cluster/` scripts and by the tests: every server binds 127.0.0.1, runs in its own
+process group (so its children stop with it) and is stopped by the PID recorded at start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """True when `url` answers any HTTP response (even 4xx: the server is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
+               interval_s: float = 0.25) -> None:
+    """Poll `check` until it holds, at most `timeout_s` seconds; raise naming `what` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+@dataclass
+class Service:
+    """A started server process: its PID, where it logs, and the URL it answers on."""
+
+    name: str
+    pid: int
+    url: str
+    log_path: str
+    address: str = ""  # a second address some services have (Ray: the GCS host:port)
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        stop_pid(self.pid, timeout_s)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
+    """SIGTERM the process group of `pid`, then SIGKILL it if it outlives `timeout_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def spawn(name: str, argv: Sequence[str], log_path: str, url: str,
+          env: dict[str, str] | None = None) -> Service:
+    """Start `argv` in a new session (own process group), logging to `log_path`."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, **(env or {})},
+        )
+    return Service(name, process.pid, url, log_path)

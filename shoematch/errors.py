@@ -1,0 +1,21 @@
+"""Error types whose messages name the offending input, so users can fix it without a traceback."""
+
+
+class ShoematchError(Exception):
+    """Base class: every error raised on bad input or bad configuration."""
+
+
+class ConfigError(ShoematchError):
+    """A configuration file or override is invalid (unknown key, wrong type, missing file)."""
+
+
+class StorageError(ShoematchError):
+    """A storage location cannot be reached, read or written."""
+
+
+class DatasetError(ShoematchError):
+    """A dataset is missing, incomplete, corrupt, or violates the record schema."""
+
+
+class ImageError(DatasetError):
+    """An image cannot be decoded or does not fit the canonical canvas."""

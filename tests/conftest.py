@@ -1,0 +1,81 @@
+"""Real local services for the tests: an S3 server and a Ray head on 127.0.0.1, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+FID300 = REPO.parent / "shared" / "data" / "fid300"
+TEST_BUCKET = "shoematch-test"
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """SeaweedFS on loopback with a test bucket; AWS_* variables point every client at it."""
+    import boto3
+
+    from cluster.s3 import start_s3
+
+    saved = {k: os.environ.get(k) for k in
+             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="shoematch-test-key",
+                      AWS_SECRET_ACCESS_KEY="shoematch-test-secret", AWS_REGION="us-east-1")
+    service = start_s3(str(tmp_path_factory.mktemp("s3")))
+    os.environ["AWS_ENDPOINT_URL"] = service.url
+    try:
+        client = boto3.client("s3")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.create_bucket(Bucket=TEST_BUCKET)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield S3(service.url, TEST_BUCKET)
+    finally:
+        service.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory):
+    """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API)."""
+    from cluster.ray_local import start_head
+
+    service = start_head(str(tmp_path_factory.mktemp("ray")))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def fid300_dir() -> Path:
+    if not (FID300 / "references").is_dir():
+        pytest.skip("../shared/data/fid300 is not present")
+    return FID300
