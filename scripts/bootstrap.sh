@@ -12,11 +12,18 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.shoematch-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "[bootstrap] installing dependencies (first run: a few minutes)"
-  "$venv/bin/pip" install -q -U pip
-  # The CPU build of torch on disk; a looser pin would pull CUDA wheels.
-  "$venv/bin/pip" install -q "torch==2.13.0"
-  "$venv/bin/pip" install -q -c constraints.txt -e ".[dev]"
+  log="$venv/bootstrap.log"
+  echo "[bootstrap] installing dependencies (first run: a few minutes; log: $log)"
+  if ! {
+    "$venv/bin/pip" install -U pip &&
+    # The CPU build of torch on disk; a looser pin would pull CUDA wheels.
+    "$venv/bin/pip" install "torch==2.13.0" &&
+    "$venv/bin/pip" install -c constraints.txt -e ".[dev]"
+  } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[bootstrap] install failed; full log: $log" >&2
+    exit 1
+  fi
   rm -f "$venv"/.shoematch-*
   touch "$stamp"
 fi

@@ -1,0 +1,52 @@
+"""What every job shares: environment defaults, Ray connection, and error reporting."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from shoematch.errors import ShoematchError
+from shoematch.log import get_logger
+
+log = get_logger("jobs")
+
+# Quiet, local-first defaults; an explicit environment always wins.
+ENV_DEFAULTS = {
+    "RAY_DISABLE_USAGE_STATS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+}
+for _key, _value in ENV_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
+
+def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None:
+    """Join the cluster this job was submitted to (RAY_ADDRESS), else start a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        log.info("connected to Ray cluster at %s", os.environ["RAY_ADDRESS"])
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(
+        address="local",  # a fresh instance, even if another cluster runs on this machine
+        num_cpus=local_cpus,
+        object_store_memory=object_store_mb * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=True,
+    )
+    log.info("started a local Ray instance (%s CPUs)", ray.cluster_resources().get("CPU"))
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a job's main; shoematch errors print one clear line and exit 2 (no traceback)."""
+    try:
+        code = main(argv)
+    except ShoematchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)
