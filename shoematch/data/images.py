@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -11,19 +13,46 @@ from shoematch.errors import ImageError
 
 # Fast zlib level: synthetic generation is dominated by encoding at higher levels.
 PNG_COMPRESS_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_NONE, _FILTER_UP = 0, 2
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """Encode a uint8 array (H×W grey or H×W×3 RGB) as PNG bytes."""
+    """Encode a uint8 array (H×W grey or H×W×3 RGB) as a standard 8-bit PNG.
+
+    Written directly (one vectorised scanline filter + zlib) because it is about twice as
+    fast as Pillow's adaptive filtering at the same size: grey images use no filter, RGB the
+    "up" filter (smooth photos compress best with it).
+    """
     if array.dtype != np.uint8:
         raise ImageError(f"expected a uint8 image, got {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if array.ndim not in (2, 3):
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ImageError(f"expected an H×W or H×W×3 image, got shape {array.shape}")
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    height, width = array.shape[:2]
+    rows = np.ascontiguousarray(array).reshape(height, -1)
+    if array.ndim == 3:
+        filtered = rows.copy()
+        filtered[1:] -= rows[:-1]  # uint8 wrap-around is exactly PNG's modulo-256 "up" filter
+        colour_type, filter_type = 2, _FILTER_UP
+    else:
+        filtered, colour_type, filter_type = rows, 0, _FILTER_NONE
+    scanlines = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
+    scanlines[:, 0] = filter_type
+    scanlines[:, 1:] = filtered
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join((
+        _PNG_SIGNATURE,
+        _png_chunk(b"IHDR", header),
+        _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), PNG_COMPRESS_LEVEL)),
+        _png_chunk(b"IEND", b""),
+    ))
 
 
 def decode_image(data: bytes, name: str, mode: str = "L") -> np.ndarray:
