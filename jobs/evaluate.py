@@ -1,0 +1,105 @@
+"""Evaluate a CriSp encoder: rank unique shoe models for every query and report metrics.
+
+    python -m jobs.evaluate --model MODEL_URI --refdb PATH --queries PATH [--split test]
+        [--k 100] [--out DIR] [--mlflow-uri sqlite:///runs/mlflow.db]
+
+MODEL_URI: an encoder directory, Ray checkpoint, s3:// prefix, or models:/name/version.
+Writes OUT/report.json (hit@K, mAP@K, CMC at 1/5/10/20% of the gallery, by category and
+seen/unseen, per-query ranks) and OUT/top10.png (sample queries with their top-10 matches),
+and logs both to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from jobs.common import log, run_main
+from shoematch.data.dataset import open_dataset
+from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
+from shoematch.errors import DatasetError
+from shoematch.model_store import load_encoder
+from shoematch.retrieval.encode import encode_queries, encode_references
+from shoematch.retrieval.evaluation import retrieval_report
+from shoematch.retrieval.placement import PlacementConfig, placed_queries, placement_scores
+from shoematch.retrieval.report_grid import write_top_matches_grid
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="MODEL_URI")
+    parser.add_argument("--refdb", required=True)
+    parser.add_argument("--queries", required=True)
+    parser.add_argument("--split", default=None, help="only queries of this split")
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--out", default="runs/eval")
+    parser.add_argument("--samples", type=int, default=6, help="queries shown in the PNG grid")
+    parser.add_argument("--placement", action="store_true",
+                        help="score each query at several positions/scales, keep the best "
+                             "(for probes not placed on the sole, e.g. FID-300)")
+    parser.add_argument("--mlflow-uri", default=None, help="log to this MLflow store")
+    parser.add_argument("--experiment", default="crisp-eval")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    refdb = open_dataset(args.refdb, REFERENCE_KIND)
+    queries_ds = open_dataset(args.queries, QUERY_KIND)
+    if refdb.canvas != queries_ds.canvas:
+        raise DatasetError(f"canvas mismatch: references {refdb.canvas}, queries "
+                           f"{queries_ds.canvas}")
+    loaded = load_encoder(args.model)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = loaded.model.to(device)
+    refs = encode_references(model, refdb, device)
+    scores = None
+    if args.placement:
+        records = [r for r in queries_ds.iter_records()
+                   if args.split is None or r["split"] == args.split]
+        placement = PlacementConfig()
+        started = time.monotonic()
+        scores = placement_scores(model, records, refs, device, placement)
+        log.info("placement search: %d placements/query, %.2f s/query", placement.count,
+                 (time.monotonic() - started) / max(len(records), 1))
+        queries = placed_queries(records)
+    else:
+        queries = encode_queries(model, queries_ds, device, split=args.split,
+                                 mask_queries=loaded.config.pooling == "spatial")
+    if not queries.query_ids:
+        raise DatasetError(f"{args.queries}: no queries (split {args.split!r})")
+    report = retrieval_report(queries, refs, k=args.k, scores=scores)
+    report["model"], report["refdb"], report["queries"] = args.model, args.refdb, args.queries
+    os.makedirs(args.out, exist_ok=True)
+    report_path = os.path.join(args.out, "report.json")
+    with open(report_path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    grid_path = os.path.join(args.out, "top10.png")
+    write_top_matches_grid(grid_path, report, refdb, queries_ds, samples=args.samples)
+    overall = report["overall"]
+    print(json.dumps({"overall": overall, "groups": report["groups"]}, indent=2))
+    if args.mlflow_uri:
+        import mlflow
+
+        from shoematch import tracking
+
+        tracking.configure(args.mlflow_uri, args.experiment)
+        with mlflow.start_run(run_name="evaluate"):
+            mlflow.log_params({"model": args.model, "refdb": args.refdb,
+                               "queries": args.queries, "split": args.split, "k": args.k})
+            mlflow.log_metrics({key.replace("@", "_at_").replace("%", "pct"): value
+                                for key, value in overall.items()
+                                if isinstance(value, int | float)})
+            mlflow.log_artifact(report_path)
+            mlflow.log_artifact(grid_path)
+    log.info("report: %s, grid: %s", report_path, grid_path)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

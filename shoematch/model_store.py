@@ -1,0 +1,83 @@
+"""Saving encoders as (weights, config) and loading them back from any MODEL_URI.
+
+A saved encoder is a directory with `encoder.pt` (state_dict) and `encoder.json` (the
+CrispEncoderConfig plus provenance). MODEL_URI may be that directory (local or s3://), a Ray
+Train checkpoint holding it, or an MLflow URI (`models:/name/version`, `models:/name@alias`,
+`runs:/run_id/path`) whose artifacts hold it. Weights are never unpickled as code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from shoematch.errors import ShoematchError
+from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+from shoematch.storage import is_s3, open_store
+
+WEIGHTS = "encoder.pt"
+CONFIG = "encoder.json"
+
+
+@dataclass
+class LoadedEncoder:
+    model: CrispEncoder
+    config: CrispEncoderConfig
+    info: dict[str, Any]
+    uri: str
+
+
+def save_encoder(directory: str, model: torch.nn.Module, config: CrispEncoderConfig,
+                 info: dict[str, Any] | None = None) -> None:
+    """Write weights and config into a local directory (created if needed)."""
+    os.makedirs(directory, exist_ok=True)
+    module = getattr(model, "module", model)  # unwrap DDP
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    torch.save(state, os.path.join(directory, WEIGHTS))
+    with open(os.path.join(directory, CONFIG), "w") as handle:
+        json.dump({"config": config.model_dump(mode="json"), "info": info or {}}, handle,
+                  indent=2, sort_keys=True)
+
+
+def _load_dir(directory: str, uri: str) -> LoadedEncoder:
+    for root, _dirs, files in os.walk(directory):
+        if WEIGHTS in files and CONFIG in files:
+            with open(os.path.join(root, CONFIG)) as handle:
+                meta = json.load(handle)
+            config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
+            model = CrispEncoder(**config.model_dump())
+            state = torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
+                               weights_only=True)
+            model.load_state_dict(state)
+            model.eval()
+            return LoadedEncoder(model, config, meta.get("info", {}), uri)
+    raise ShoematchError(f"model {uri}: no {WEIGHTS} + {CONFIG} found in it")
+
+
+def load_encoder(uri: str) -> LoadedEncoder:
+    """Load an encoder from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
+    if uri.startswith(("models:/", "runs:/")):
+        import mlflow
+
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+        except Exception as exc:  # MLflow raises several types for unknown models/runs
+            raise ShoematchError(f"model {uri}: cannot fetch from MLflow ({exc})") from exc
+        return _load_dir(local, uri)
+    if is_s3(uri):
+        store = open_store(uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in (WEIGHTS, CONFIG):
+                if not store.exists(name):
+                    raise ShoematchError(f"model {uri}: no {name}")
+                with open(os.path.join(tmp, name), "wb") as handle:
+                    handle.write(store.read_bytes(name))
+            return _load_dir(tmp, uri)
+    if not os.path.isdir(uri):
+        raise ShoematchError(f"model {uri}: no such directory or MLflow model")
+    return _load_dir(uri, uri)

@@ -1,0 +1,1 @@
+"""Networks: the ResNet body, the CriSp encoder and its training loss."""

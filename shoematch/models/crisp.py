@@ -1,0 +1,104 @@
+"""The CriSp encoder (DESIGN.md "CriSp facts"): one network embeds both crime-scene prints and
+tread depth maps into spatial feature maps that are compared cell by cell.
+
+Input: 2 channels — the print in channel 0, the depth map in channel 1, the other channel zero
+(`encoder_input` builds it). ResNet body with a stride-2 stem, no max-pool and four stride-2
+stages (total stride 32), then 1x1 conv C→C, ReLU, 1x1 conv C→embed_dim. A 192x384 canvas gives
+a [128, 6, 12] map for ResNet-50.
+
+Attribute names follow the released CriSp code (`encoder`, `head`), so converting one of its
+checkpoints needs only its block names (`shortcut` → `downsample`) renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from shoematch.config import StrictModel
+from shoematch.models.resnet import Arch, build_resnet, load_torchvision_weights
+
+IN_CHANNELS = 2
+PRINT_CHANNEL = 0
+DEPTH_CHANNEL = 1
+Pooling = Literal["spatial", "global"]
+
+
+class CrispEncoderConfig(StrictModel):
+    """Constructor arguments of `CrispEncoder` (field names match its keyword arguments)."""
+
+    arch: Arch = Field("resnet50", description="ResNet body; the paper uses resnet50")
+    embed_dim: int = Field(128, ge=1, description="channels of each spatial cell's feature")
+    pooling: Pooling = Field(
+        "spatial", description="spatial: [embed_dim, H/32, W/32] map; global: average-pooled "
+                               "to 1x1 (the paper's ablation baseline)")
+    pretrained: str | None = Field(
+        None, description="torchvision-format ImageNet ResNet state_dict file for the body")
+
+
+class CrispEncoder(nn.Module):
+    """x [B, 2, H, W] → features [B, embed_dim, H/32, W/32] ([B, embed_dim, 1, 1] if global)."""
+
+    def __init__(self, arch: Arch = "resnet50", embed_dim: int = 128,
+                 pooling: Pooling = "spatial", pretrained: str | None = None) -> None:
+        super().__init__()
+        if pooling not in ("spatial", "global"):
+            raise ValueError(f"pooling must be 'spatial' or 'global', got {pooling!r}")
+        self.encoder = build_resnet(arch, in_channels=IN_CHANNELS, stem_stride=2,
+                                    stem_maxpool=False, stage_strides=(2, 2, 2, 2))
+        if pretrained:
+            # Exactly one of the two channels carries an image, hence active_channels=1.
+            load_torchvision_weights(self.encoder, pretrained, IN_CHANNELS, active_channels=1)
+        channels = self.encoder.out_channels
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, embed_dim, kernel_size=1),
+        )
+        self.arch = arch
+        self.embed_dim = embed_dim
+        self.pooling: Pooling = pooling
+        self.stride = self.encoder.stride  # 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != IN_CHANNELS:
+            raise ValueError(f"CrispEncoder expects [B, {IN_CHANNELS}, H, W] (see encoder_input), "
+                             f"got {tuple(x.shape)}")
+        features = self.head(self.encoder.forward_features(x))
+        if self.pooling == "global":
+            features = features.mean(dim=(2, 3), keepdim=True)
+        return features
+
+
+def _as_batch(images: torch.Tensor, name: str) -> torch.Tensor:
+    if not torch.is_floating_point(images):
+        raise TypeError(f"{name} must be a float tensor in [0, 1], got {images.dtype} "
+                        "(divide uint8 images by 255)")
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"{name} must be [B, 1, H, W] or [B, H, W], got {tuple(images.shape)}")
+    return images
+
+
+def encoder_input(prints: torch.Tensor | None = None,
+                  depths: torch.Tensor | None = None) -> torch.Tensor:
+    """Place prints in channel 0 or depth maps in channel 1 of a zero [B, 2, H, W] tensor.
+
+    Exactly one of the two is given per call: CriSp encodes a print and a depth map with the same
+    network, and the channel tells it which modality it sees. Images are float in [0, 1],
+    [B, 1, H, W] (or [B, H, W]); an empty batch gives an empty [0, 2, H, W] tensor.
+    """
+    if (prints is None) == (depths is None):
+        raise ValueError("encoder_input takes exactly one of prints= or depths=")
+    images, channel, name = ((prints, PRINT_CHANNEL, "prints") if prints is not None
+                             else (depths, DEPTH_CHANNEL, "depths"))
+    assert images is not None
+    images = _as_batch(images, name)
+    batch, _, height, width = images.shape
+    out = images.new_zeros((batch, IN_CHANNELS, height, width))
+    out[:, channel] = images[:, 0]
+    return out

@@ -1,0 +1,1 @@
+"""Training loops' Ray-free parts: configs, batch preparation, steps, checkpoints."""

@@ -1,0 +1,81 @@
+"""The CriSp training job's configuration (YAML + overrides through shoematch.config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shoematch.augment.config import AugConfig
+from shoematch.config import StrictModel
+from shoematch.models.crisp import CrispEncoderConfig
+
+
+class DataConfig(StrictModel):
+    refdb: str = Field(description="reference dataset (dir or s3://); training uses split=train")
+    val_queries: str | None = Field(None, description="query dataset for validation metrics")
+    val_split: str | None = Field("val", description="query split used for validation (None: all)")
+    train_split: str = "train"
+    label: Literal["pattern", "model"] = Field(
+        "pattern", description="contrastive class: models sharing a pattern are near-identical")
+
+
+class MaskingConfig(StrictModel):
+    """Ablation switches (DESIGN.md: global < spatial < +masking < +query masking)."""
+
+    feature_masking: bool = Field(True, description="one random rectangle per batch (module M)")
+    query_masking: bool = Field(True, description="mask print features by their visible region")
+    min_rect_fraction: float = Field(0.3, gt=0, le=1)
+
+
+class OptimConfig(StrictModel):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_models: int = Field(4, ge=2, description="N/2 models per batch, 2 instances each")
+    steps: int = Field(100, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class ScheduleConfig(StrictModel):
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    val_every: int = Field(0, ge=0, description="0: validate only at the end")
+    val_k: int = Field(100, ge=1)
+
+
+class RayConfig(StrictModel):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    storage_path: str = Field("runs/ray", description="checkpoints: a directory or s3://")
+    run_name: str = "crisp"
+    max_failures: int = Field(2, ge=-1)
+    aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
+    aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see STACK.md")
+    aug_batch_size: int = Field(16, ge=1)
+
+
+class MlflowConfig(StrictModel):
+    tracking_uri: str = "sqlite:///runs/mlflow.db"
+    experiment: str = "crisp"
+    registered_model: str | None = "crisp-encoder"
+
+
+class CrispTrainConfig(StrictModel):
+    data: DataConfig
+    model: CrispEncoderConfig = CrispEncoderConfig()
+    aug: AugConfig = AugConfig()
+    masking: MaskingConfig = MaskingConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+
+    @model_validator(mode="after")
+    def _global_pooling_has_no_cells(self) -> CrispTrainConfig:
+        if self.model.pooling == "global" and self.masking.feature_masking:
+            raise ValueError("model.pooling=global has no spatial cells: set "
+                             "masking.feature_masking=false (and masking.query_masking=false)")
+        return self

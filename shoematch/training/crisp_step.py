@@ -1,0 +1,54 @@
+"""One CriSp training step's loss (Ray-free; the Train loop and the tests call it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from shoematch.models.crisp import encoder_input
+from shoematch.models.losses import crisp_contrastive_loss, random_rectangle_mask
+from shoematch.retrieval.scoring import query_cell_mask
+from shoematch.training.crisp_config import MaskingConfig
+
+TEMPERATURE = 0.07
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [n,1,H,W] → float in [0, 1]."""
+    return images.float() / 255.0
+
+
+def step_inputs(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
+                                                            torch.Tensor, int]:
+    """Stack a paired batch into encoder inputs, labels and print visibility masks.
+
+    Rows are [prints a, prints b, depths a, depths b (where present)]; returns
+    (inputs, labels, print_masks, number of print rows).
+    """
+    prints = torch.cat([to_unit(batch["print_a"]), to_unit(batch["print_b"])])
+    masks = torch.cat([batch["mask_a"], batch["mask_b"]]) > 127
+    labels = torch.cat([batch["label"], batch["label"]])
+    has_depth = torch.cat([batch["has_depth_a"], batch["has_depth_b"]]).bool()
+    depths = torch.cat([to_unit(batch["depth_a"]), to_unit(batch["depth_b"])])[has_depth]
+    inputs = torch.cat([encoder_input(prints=prints), encoder_input(depths=depths)])
+    labels = torch.cat([labels, labels[has_depth]])
+    return inputs, labels, masks, prints.shape[0]
+
+
+def crisp_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], masking: MaskingConfig,
+               generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Supervised contrastive loss (τ = 0.07) over masked spatial features; returns
+    (loss, images encoded)."""
+    inputs, labels, print_masks, n_prints = step_inputs(batch)
+    features = model(inputs)
+    grid = tuple(features.shape[-2:])
+    cells = None
+    if grid != (1, 1):
+        cells = torch.ones((features.shape[0], *grid), dtype=torch.bool, device=features.device)
+        if masking.feature_masking:
+            rect = random_rectangle_mask(grid, generator, min_frac=masking.min_rect_fraction)
+            cells &= rect.to(features.device)
+        if masking.query_masking:
+            cells[:n_prints] &= query_cell_mask(print_masks, grid)
+    return crisp_contrastive_loss(features, labels, cells, temperature=TEMPERATURE), len(inputs)

@@ -1,0 +1,107 @@
+"""CriSp training as users run it: `ray job submit` against a local head, 2 DDP workers on CPU,
+checkpoints, an MLflow run with metrics, a registered model, and recovery from a killed worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+SYNTH = ["--models", "8", "--instances", "2", "--queries", "8", "--seed", "5",
+         "--height", "64", "--width", "128", "--local"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("crisp-data")
+    result = subprocess.run([sys.executable, "-m", "jobs.synth", "--out", str(out), *SYNTH],
+                            cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return str(out)
+
+
+def overrides(data: str, tmp: str, run_name: str, steps: int) -> list[str]:
+    return [f"data.refdb={data}/references", f"data.val_queries={data}/queries",
+            f"ray.storage_path={tmp}/ray", f"ray.run_name={run_name}",
+            f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db", f"optim.steps={steps}",
+            "schedule.checkpoint_every=4", "schedule.log_every=2", "optim.batch_models=2",
+            "data.label=model",
+            "model.embed_dim=16"]
+
+
+def wait_job(client, job, timeout_s: float, until=None):
+    from ray.job_submission import JobStatus
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_job_status(job)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            return status
+        if until and until(client.get_job_logs(job)):
+            return status
+        time.sleep(1)
+    raise AssertionError(f"job not done in {timeout_s} s:\n{client.get_job_logs(job)[-3000:]}")
+
+
+def train_workers(dashboard: str) -> list[int]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a.pid for a in actors if "TrainWorker" in (a.class_name or "")]
+
+
+def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_head):
+    import mlflow
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray_head.url)
+    args = ["--config", "configs/crisp_tiny.yaml",
+            *overrides(tiny_data, str(tmp_path), "killed", steps=16)]
+    job = client.submit_job(
+        entrypoint=" ".join([sys.executable, "-m", "jobs.train_crisp", *args]),
+        runtime_env={"working_dir": str(REPO),
+                     "env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}},
+    )
+    wait_job(client, job, 300, until=lambda logs: "step 6/16" in logs)
+    pids = train_workers(ray_head.url)
+    assert len(pids) == 2, pids
+    os.kill(pids[-1], signal.SIGKILL)
+    status = wait_job(client, job, 400)
+    logs = client.get_job_logs(job)
+    assert status == JobStatus.SUCCEEDED, logs[-4000:]
+    assert "resumed from checkpoint at step" in logs
+    assert "model: models:/crisp-encoder/" in logs
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["crisp"], output_format="list")
+    assert len(runs) == 1
+    history = mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss")
+    assert max(m.step for m in history) == 16
+    assert "val_hit_at_100" in runs[0].data.metrics
+    assert runs[0].data.params["model.arch"] == "resnet18"
+    versions = mlflow.MlflowClient().search_model_versions("name='crisp-encoder'")
+    assert len(versions) == 1
+    checkpoints = sorted(os.listdir(tmp_path / "ray" / "killed"))
+    assert any(name.startswith("step_0000016") for name in checkpoints), checkpoints
+
+
+def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "jobs.train_crisp", "--config", "configs/crisp_tiny.yaml",
+             *overrides(tiny_data, str(tmp_path), "bad", 2), *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    unknown = run("optim.learning_rate=0.1")
+    assert unknown.returncode == 2 and "unknown config key 'optim.learning_rate'" in unknown.stderr
+    missing = run(f"data.refdb={tmp_path}/nothing")
+    assert missing.returncode == 2 and "no manifest.json" in missing.stderr
+    empty = run("data.val_split=nosuchsplit")
+    assert empty.returncode == 2 and "validation set is empty" in empty.stderr
+    assert not (tmp_path / "ray").exists()
