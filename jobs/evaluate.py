@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import torch
 
@@ -23,9 +22,8 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
 from shoematch.errors import DatasetError
 from shoematch.model_store import load_encoder
-from shoematch.retrieval.encode import encode_queries, encode_references
-from shoematch.retrieval.evaluation import retrieval_report
-from shoematch.retrieval.placement import PlacementConfig, placed_queries, placement_scores
+from shoematch.retrieval.evaluation import evaluate_encoder
+from shoematch.retrieval.placement import PlacementConfig
 from shoematch.retrieval.report_grid import write_top_matches_grid
 
 
@@ -42,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--placement", action="store_true",
                         help="score each query at several positions/scales, keep the best "
                              "(for probes not placed on the sole, e.g. FID-300)")
+    parser.add_argument("--no-query-mask", action="store_true",
+                        help="score every cell of the query (the ablation without masking)")
     parser.add_argument("--mlflow-uri", default=None, help="log to this MLflow store")
     parser.add_argument("--experiment", default="crisp-eval")
     return parser.parse_args(argv)
@@ -57,23 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_encoder(args.model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = loaded.model.to(device)
-    refs = encode_references(model, refdb, device)
-    scores = None
-    if args.placement:
-        records = [r for r in queries_ds.iter_records()
-                   if args.split is None or r["split"] == args.split]
-        placement = PlacementConfig()
-        started = time.monotonic()
-        scores = placement_scores(model, records, refs, device, placement)
-        log.info("placement search: %d placements/query, %.2f s/query", placement.count,
-                 (time.monotonic() - started) / max(len(records), 1))
-        queries = placed_queries(records)
-    else:
-        queries = encode_queries(model, queries_ds, device, split=args.split,
-                                 mask_queries=loaded.config.pooling == "spatial")
-    if not queries.query_ids:
+    if not any(args.split is None or s == args.split
+               for s in queries_ds.read_table(["split"]).column("split").to_pylist()):
         raise DatasetError(f"{args.queries}: no queries (split {args.split!r})")
-    report = retrieval_report(queries, refs, k=args.k, scores=scores)
+    report = evaluate_encoder(model, refdb, queries_ds, device, split=args.split, k=args.k,
+                              mask_queries=loaded.config.pooling == "spatial"
+                              and not args.no_query_mask,
+                              placement=PlacementConfig() if args.placement else None)
     report["model"], report["refdb"], report["queries"] = args.model, args.refdb, args.queries
     os.makedirs(args.out, exist_ok=True)
     report_path = os.path.join(args.out, "report.json")

@@ -16,6 +16,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -220,8 +221,15 @@ def train_loop(loop_config: dict) -> None:
             raise RuntimeError("an epoch produced no full batch on this worker")
 
 
-def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_args(argv)
+@dataclass
+class TrainOutcome:
+    model_uri: str
+    checkpoint: str
+    metrics: dict
+
+
+def train(config: CrispTrainConfig) -> TrainOutcome:
+    """Check inputs, train on the Ray cluster, register the encoder in MLflow."""
     provenance = check_inputs(config)
     from shoematch import tracking
 
@@ -263,9 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     final = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}
     mlflow.MlflowClient().log_metric(run_id, "final_step", final.get("step", 0))
     mlflow.MlflowClient().set_terminated(run_id)
-    print(f"model: {model_uri}")
-    print(f"checkpoint: {result.checkpoint.path}")
-    for key, value in sorted(final.items()):
+    return TrainOutcome(model_uri, result.checkpoint.path, final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, _ = parse_args(argv)
+    outcome = train(config)
+    print(f"model: {outcome.model_uri}")
+    print(f"checkpoint: {outcome.checkpoint}")
+    for key, value in sorted(outcome.metrics.items()):
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
 

@@ -3,6 +3,7 @@ checkpoints, an MLflow run with metrics, a registered model, and recovery from a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -89,6 +90,28 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
     assert len(versions) == 1
     checkpoints = sorted(os.listdir(tmp_path / "ray" / "killed"))
     assert any(name.startswith("step_0000016") for name in checkpoints), checkpoints
+
+    # The registered model evaluates through its MLflow URI, with and without placement search.
+    for extra in ([], ["--placement"]):
+        out = tmp_path / f"eval{len(extra)}"
+        result = subprocess.run(
+            [sys.executable, "-m", "jobs.evaluate", "--model", "models:/crisp-encoder@current",
+             "--refdb", f"{tiny_data}/references", "--queries", f"{tiny_data}/queries",
+             "--k", "5", "--out", str(out), "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db",
+             *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=180,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((out / "report.json").read_text())
+        assert report["overall"]["queries"] == 8 and 0 <= report["overall"]["hit@5"] <= 1
+        assert {"category=blood", "seen", "unseen"} & set(report["groups"])
+        assert (out / "top10.png").stat().st_size > 1000
+    unknown = subprocess.run(
+        [sys.executable, "-m", "jobs.evaluate", "--model", "models:/no-such-model/1", "--refdb",
+         f"{tiny_data}/references", "--queries", f"{tiny_data}/queries"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
 
 
 def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):

@@ -3,12 +3,25 @@ split by query category and seen/unseen."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import numpy as np
+import torch
 
-from shoematch.retrieval.encode import EncodedQueries, EncodedReferences, to_numpy
+from shoematch.data.dataset import Dataset
+from shoematch.log import get_logger
+from shoematch.retrieval.encode import (
+    EncodedQueries,
+    EncodedReferences,
+    encode_queries,
+    encode_references,
+    to_numpy,
+)
 from shoematch.retrieval.metrics import cmc, evaluate_rankings, first_correct_rank, rank_models
+from shoematch.retrieval.placement import PlacementConfig, placed_queries, placement_scores
+
+log = get_logger(__name__)
 
 
 def score_matrix(queries: EncodedQueries, references: EncodedReferences) -> np.ndarray:
@@ -51,3 +64,26 @@ def retrieval_report(queries: EncodedQueries, references: EncodedReferences,
             for q, t, f, r in zip(queries.query_ids, targets, first, rankings, strict=True)
         ],
     }
+
+
+def evaluate_encoder(model: torch.nn.Module, refdb: Dataset, queries: Dataset,
+                     device: torch.device, split: str | None = None, k: int = 100,
+                     mask_queries: bool = True,
+                     placement: PlacementConfig | None = None) -> dict:
+    """Encode references and queries (optionally with placement search) and report."""
+    refs = encode_references(model, refdb, device)
+    scores = None
+    if placement is not None:
+        records = [r for r in queries.iter_records() if split is None or r["split"] == split]
+        started = time.monotonic()
+        scores = placement_scores(model, records, refs, device, placement)
+        seconds = (time.monotonic() - started) / max(len(records), 1)
+        log.info("placement search: %d placements/query, %.2f s/query", placement.count, seconds)
+        encoded = placed_queries(records)
+    else:
+        encoded = encode_queries(model, queries, device, split=split, mask_queries=mask_queries)
+    report = retrieval_report(encoded, refs, k=k, scores=scores)
+    if placement is not None:
+        report["placement"] = {**placement.model_dump(), "count": placement.count,
+                               "seconds_per_query": seconds}
+    return report
