@@ -24,7 +24,7 @@ from jobs.common import init_ray, log, run_main
 from shoematch.config import dump_config, flatten, load_config
 from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
-from shoematch.errors import ConfigError, DatasetError
+from shoematch.errors import DatasetError
 from shoematch.model_store import load_encoder, save_encoder
 from shoematch.training.crisp_config import CrispTrainConfig
 
@@ -58,8 +58,6 @@ def check_inputs(config: CrispTrainConfig) -> dict:
                                f"(no queries with split {config.data.val_split!r})")
         info["val_manifest_sha256"] = queries.manifest.digest()
         info["val_queries"] = len(wanted)
-    if config.ray.use_gpu and config.ray.aug_actor_cpus <= 0:
-        raise ConfigError("ray.aug_actor_cpus must be > 0")
     return info
 
 
@@ -228,8 +226,21 @@ class TrainOutcome:
     metrics: dict
 
 
+def with_absolute_paths(config: CrispTrainConfig) -> CrispTrainConfig:
+    """Workers run in other directories (and on other nodes): hand them absolute paths."""
+    config = config.model_copy(deep=True)
+    config.data.refdb = absolute(config.data.refdb)
+    if config.data.val_queries:
+        config.data.val_queries = absolute(config.data.val_queries)
+    if config.model.pretrained:
+        config.model.pretrained = absolute(config.model.pretrained)
+    config.ray.storage_path = absolute(config.ray.storage_path)
+    return config
+
+
 def train(config: CrispTrainConfig) -> TrainOutcome:
     """Check inputs, train on the Ray cluster, register the encoder in MLflow."""
+    config = with_absolute_paths(config)
     provenance = check_inputs(config)
     from shoematch import tracking
 
@@ -241,7 +252,6 @@ def train(config: CrispTrainConfig) -> TrainOutcome:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    storage = absolute(config.ray.storage_path)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"config": config.model_dump(mode="json"), "run_id": run_id,
@@ -251,7 +261,7 @@ def train(config: CrispTrainConfig) -> TrainOutcome:
             resources_per_worker={"CPU": config.ray.cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if config.ray.use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
-            name=config.ray.run_name, storage_path=storage,
+            name=config.ray.run_name, storage_path=config.ray.storage_path,
             failure_config=ray.train.FailureConfig(max_failures=config.ray.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=3)),
         datasets={"train": build_train_dataset(config)},

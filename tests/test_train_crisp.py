@@ -128,3 +128,18 @@ def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
     empty = run("data.val_split=nosuchsplit")
     assert empty.returncode == 2 and "validation set is empty" in empty.stderr
     assert not (tmp_path / "ray").exists()
+
+
+def test_paths_reach_workers_absolute(tmp_path, monkeypatch):
+    from jobs.train_crisp import with_absolute_paths
+    from shoematch.config import load_config
+    from shoematch.training.crisp_config import CrispTrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = with_absolute_paths(load_config(CrispTrainConfig, str(REPO / "configs" /
+                                                                   "crisp_tiny.yaml")))
+    assert config.data.refdb == str(tmp_path / "runs/demo/data/references")
+    assert config.ray.storage_path == str(tmp_path / "runs/ray")
+    kept = with_absolute_paths(load_config(CrispTrainConfig, None, [
+        "data.refdb=s3://bucket/refs", "ray.storage_path=s3://bucket/ray"]))
+    assert kept.data.refdb == "s3://bucket/refs" and kept.ray.storage_path == "s3://bucket/ray"
