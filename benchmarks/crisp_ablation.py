@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra config overrides for every variant")
+    parser.add_argument("--tag", default="", help="suffix of the run names (new runs)")
     args = parser.parse_args()
     data = os.path.join(args.out, "data")
     if not os.path.exists(os.path.join(data, "queries", "manifest.json")):
@@ -56,9 +59,9 @@ def main() -> None:
     rows = []
     for name in args.variants:
         overrides = [f"data.refdb={data}/references", f"data.val_queries={data}/queries",
-                     f"ray.storage_path={args.out}/ray", f"ray.run_name=ablation-{name}",
+                     f"ray.storage_path={args.out}/ray", f"ray.run_name=ablation-{name}{args.tag}",
                      f"mlflow.tracking_uri=sqlite:///{args.out}/mlflow.db",
-                     f"optim.steps={args.steps}", *VARIANTS[name]]
+                     f"optim.steps={args.steps}", *VARIANTS[name], *args.set]
         started = time.monotonic()
         outcome = train(load_config(CrispTrainConfig, CONFIG, overrides))
         minutes = (time.monotonic() - started) / 60
@@ -68,6 +71,7 @@ def main() -> None:
             report = evaluate_encoder(model, refdb, queries, device, split="test", k=args.k,
                                       mask_queries=masked)
             label = f"{name} + test masking" if name == "spatial" and masked else name
+            label += f" {' '.join(args.set)}" if args.set else ""
             rows.append({"variant": label, "minutes": minutes, "model": outcome.model_uri,
                          **report["overall"],
                          "seen": report["groups"].get("seen", {}).get(f"hit@{args.k}"),
@@ -84,7 +88,7 @@ def main() -> None:
         print(f"| {row['variant']} | {row[f'hit@{k}']:.3f} | {row[f'mAP@{k}']:.3f} | "
               f"{row['top1%']:.3f} | {row['top5%']:.3f} | {row['hit@1']:.3f} | "
               f"{row['seen'] or 0:.3f} | {row['unseen'] or 0:.3f} | {row['minutes']:.1f} |")
-    with open(os.path.join(args.out, "ablation.json"), "w") as handle:
+    with open(os.path.join(args.out, f"ablation{args.tag}.json"), "w") as handle:
         json.dump(rows, handle, indent=2)
 
 

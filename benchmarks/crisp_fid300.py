@@ -2,7 +2,7 @@
 (each its own class, two augmented views per pair), evaluate the 100 dev probes against all
 references with CMC, with and without placement search, next to published methods.
 
-    python -m benchmarks.crisp_fid300 [--out runs/fid300] [--steps 600] [--src DIR]
+    python -m benchmarks.crisp_fid300 [--out runs/fid300] [--steps 500] [--src DIR]
 
 The dev split is for development and tuning; its numbers are not final figures.
 """
@@ -39,12 +39,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/fid300")
     parser.add_argument("--src", default="../shared/data/fid300")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--height", type=int, default=128, help="canvas height")
+    parser.add_argument("--width", type=int, default=256, help="canvas width")
+    parser.add_argument("--scale", type=float, default=1 / 3,
+                        help="image scale: 1/3 of FID-300's 20 px/cm fits a 128x256 canvas")
     parser.add_argument("--model", default=None, help="evaluate this MODEL_URI, skip training")
     args = parser.parse_args()
     data = os.path.join(args.out, "data")
     if not os.path.exists(os.path.join(data, "queries", "manifest.json")):
-        ingest_job.main(["--format", "fid300", "--src", args.src, "--out", data])
+        ingest_job.main(["--format", "fid300", "--src", args.src, "--out", data,
+                         "--height", str(args.height), "--width", str(args.width),
+                         "--scale", str(args.scale)])
     refdb, queries = open_dataset(f"{data}/references"), open_dataset(f"{data}/queries")
     minutes = 0.0
     model_uri = args.model

@@ -29,12 +29,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=192, help="canvas height")
     parser.add_argument("--width", type=int, default=384, help="canvas width")
     parser.add_argument("--shard-rows", type=int, default=256)
-    return parser.parse_args(argv)
+    parser.add_argument("--scale", type=float, default=None,
+                        help="fid300 only: one scale for every image (default 0.5 = 10 px/cm)")
+    args = parser.parse_args(argv)
+    if args.scale is not None and args.format != "fid300":
+        parser.error("--scale applies to --format fid300 only")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    output = READERS[args.format](args.src, canvas=Canvas(args.height, args.width))
+    options = {"scale": args.scale} if args.scale is not None else {}
+    output = READERS[args.format](args.src, canvas=Canvas(args.height, args.width), **options)
     parts = [
         (REFERENCE_KIND, REFERENCES_DIR, output.references, output.reference_count),
         (QUERY_KIND, QUERIES_DIR, output.queries, output.query_count),
