@@ -68,7 +68,7 @@ def decode_image(data: bytes, name: str, mode: str = "L") -> np.ndarray:
             converted = image.convert(mode)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
-    return np.asarray(converted, dtype=np.uint8)
+    return np.array(converted, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 
 
 def read_image_file(path: str, mode: str = "L") -> np.ndarray:
