@@ -123,8 +123,7 @@ def train_loop(loop_config: dict) -> None:
     import ray.train.torch
 
     from shoematch.models.crisp import CrispEncoder
-    from shoematch.retrieval.encode import encode_queries, encode_references
-    from shoematch.retrieval.evaluation import retrieval_report
+    from shoematch.retrieval.evaluation import evaluate_encoder
     from shoematch.training.crisp_step import crisp_loss
 
     config = CrispTrainConfig.model_validate(loop_config["config"])
@@ -156,13 +155,12 @@ def train_loop(loop_config: dict) -> None:
         if not config.data.val_queries:
             return {}
         unwrapped = getattr(model, "module", model)
-        refs = encode_references(unwrapped, open_dataset(config.data.refdb), device)
-        queries = encode_queries(unwrapped, open_dataset(config.data.val_queries), device,
-                                 split=config.data.val_split,
-                                 mask_queries=config.model.pooling == "spatial")
-        unwrapped.train()
-        report = retrieval_report(queries, refs, k=config.schedule.val_k)["overall"]
         k = config.schedule.val_k
+        report = evaluate_encoder(unwrapped, open_dataset(config.data.refdb),
+                                  open_dataset(config.data.val_queries), device,
+                                  split=config.data.val_split, k=k,
+                                  mask_queries=config.model.pooling == "spatial")["overall"]
+        unwrapped.train()
         return {f"val_hit_at_{k}": report[f"hit@{k}"], f"val_map_at_{k}": report[f"mAP@{k}"]}
 
     shard = ray.train.get_dataset_shard("train")
