@@ -8,9 +8,11 @@ Train checkpoint holding it, or an MLflow URI (`models:/name/version`, `models:/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,22 +47,22 @@ def save_encoder(directory: str, model: torch.nn.Module, config: CrispEncoderCon
 
 
 def _load_dir(directory: str, uri: str) -> LoadedEncoder:
-    for root, _dirs, files in os.walk(directory):
-        if WEIGHTS in files and CONFIG in files:
-            with open(os.path.join(root, CONFIG)) as handle:
-                meta = json.load(handle)
-            config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
-            model = CrispEncoder(**config.model_dump())
-            state = torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
-                               weights_only=True)
-            model.load_state_dict(state)
-            model.eval()
-            return LoadedEncoder(model, config, meta.get("info", {}), uri)
-    raise ShoematchError(f"model {uri}: no {WEIGHTS} + {CONFIG} found in it")
+    root = find_model_files(directory, uri, (WEIGHTS, CONFIG))
+    with open(os.path.join(root, CONFIG)) as handle:
+        meta = json.load(handle)
+    config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
+    model = CrispEncoder(**config.model_dump())
+    model.load_state_dict(torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
+                                     weights_only=True))
+    model.eval()
+    return LoadedEncoder(model, config, meta.get("info", {}), uri)
 
 
-def load_encoder(uri: str) -> LoadedEncoder:
-    """Load an encoder from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
+@contextlib.contextmanager
+def model_files(uri: str, names: tuple[str, ...]) -> Iterator[str]:
+    """A local directory holding (somewhere below it) the files `names` of a saved model, from a
+    directory, s3:// prefix, Ray checkpoint or MLflow model URI. Any model format saved as
+    (weights, JSON config) loads through this; s3:// copies live only inside the `with`."""
     if uri.startswith(("models:/", "runs:/")):
         import mlflow
 
@@ -68,16 +70,32 @@ def load_encoder(uri: str) -> LoadedEncoder:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
         except Exception as exc:  # MLflow raises several types for unknown models/runs
             raise ShoematchError(f"model {uri}: cannot fetch from MLflow ({exc})") from exc
-        return _load_dir(local, uri)
+        yield local
+        return
     if is_s3(uri):
         store = open_store(uri)
         with tempfile.TemporaryDirectory() as tmp:
-            for name in (WEIGHTS, CONFIG):
+            for name in names:
                 if not store.exists(name):
                     raise ShoematchError(f"model {uri}: no {name}")
                 with open(os.path.join(tmp, name), "wb") as handle:
                     handle.write(store.read_bytes(name))
-            return _load_dir(tmp, uri)
+            yield tmp
+        return
     if not os.path.isdir(uri):
         raise ShoematchError(f"model {uri}: no such directory or MLflow model")
-    return _load_dir(uri, uri)
+    yield uri
+
+
+def find_model_files(directory: str, uri: str, names: tuple[str, ...]) -> str:
+    """The first directory under `directory` holding all of `names`."""
+    for root, _dirs, files in os.walk(directory):
+        if all(name in files for name in names):
+            return root
+    raise ShoematchError(f"model {uri}: no {' + '.join(names)} found in it")
+
+
+def load_encoder(uri: str) -> LoadedEncoder:
+    """Load an encoder from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
+    with model_files(uri, (WEIGHTS, CONFIG)) as directory:
+        return _load_dir(directory, uri)
