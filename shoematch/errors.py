@@ -19,3 +19,11 @@ class DatasetError(ShoematchError):
 
 class ImageError(DatasetError):
     """An image cannot be decoded or does not fit the canonical canvas."""
+
+
+class SearchIndexError(ShoematchError):
+    """An embedding index is missing, incomplete, corrupt, or does not fit the request."""
+
+
+class QueryError(ShoematchError):
+    """A search request is invalid (bad image, mask, k, or filter); names the offending part."""

@@ -79,3 +79,33 @@ def fid300_dir() -> Path:
     if not (FID300 / "references").is_dir():
         pytest.skip("../shared/data/fid300 is not present")
     return FID300
+
+
+@pytest.fixture(scope="session")
+def tiny_refs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small synthetic reference db + queries (64×128 canvas), generated in-process."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("tiny-refs")
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.synth", "--out", str(out), "--models", "16",
+         "--instances", "2", "--queries", "8", "--seed", "11", "--height", "64", "--width",
+         "128", "--local"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised (seeded) small CriSp encoder saved as a model directory."""
+    import torch
+
+    from shoematch.model_store import save_encoder
+    from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+
+    torch.manual_seed(0)
+    config = CrispEncoderConfig(arch="resnet18", embed_dim=16)
+    out = tmp_path_factory.mktemp("encoder")
+    save_encoder(str(out), CrispEncoder(**config.model_dump()), config, {"note": "random"})
+    return str(out)

@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import REPO
+from tests.ray_jobs import wait_job
 
 SYNTH = ["--models", "8", "--instances", "2", "--queries", "8", "--seed", "5",
          "--height", "64", "--width", "128", "--local"]
@@ -34,20 +34,6 @@ def overrides(data: str, tmp: str, run_name: str, steps: int) -> list[str]:
             "schedule.checkpoint_every=4", "schedule.log_every=2", "optim.batch_models=2",
             "data.label=model",
             "model.embed_dim=16"]
-
-
-def wait_job(client, job, timeout_s: float, until=None):
-    from ray.job_submission import JobStatus
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = client.get_job_status(job)
-        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-            return status
-        if until and until(client.get_job_logs(job)):
-            return status
-        time.sleep(1)
-    raise AssertionError(f"job not done in {timeout_s} s:\n{client.get_job_logs(job)[-3000:]}")
 
 
 def train_workers(dashboard: str) -> list[int]:

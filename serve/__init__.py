@@ -1,0 +1,1 @@
+"""Ray Serve application: HTTP ingress → batched query encoder → index shard deployments."""

@@ -1,0 +1,42 @@
+"""The Serve application builder: `serve run serve.app:build_app index=… slots=2`, the
+`serve/config.yaml` deploy config, and `python -m jobs.serve_index` all come through here."""
+
+from __future__ import annotations
+
+import os
+
+from ray.serve import Application
+
+from serve.encoder import QueryEncoder
+from serve.gateway import Gateway
+from serve.settings import ServeSettings
+from serve.shard import IndexShard
+
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "MLFLOW_TRACKING_URI")
+
+
+def _env(settings: ServeSettings) -> dict:
+    """Storage, MLflow and auth settings of the deploying process, for every replica."""
+    names = (*FORWARDED_ENV, settings.token_env)
+    env_vars = {name: os.environ[name] for name in names if name in os.environ}
+    return {"env_vars": env_vars} if env_vars else {}
+
+
+def build_app(args: dict) -> Application:
+    settings = ServeSettings.model_validate(args)
+    body = settings.model_dump()
+    runtime_env = _env(settings)
+    encoder = QueryEncoder.options(
+        autoscaling_config={"min_replicas": settings.encoder_min_replicas,
+                            "max_replicas": settings.encoder_max_replicas,
+                            "target_ongoing_requests": settings.encoder_batch_size},
+        ray_actor_options={"num_cpus": settings.encoder_cpus, "runtime_env": runtime_env},
+    ).bind(1, settings.encoder_batch_size, settings.encoder_batch_wait_s)
+    shards = [IndexShard.options(
+        name=f"IndexShard{slot}",
+        ray_actor_options={"num_cpus": settings.shard_cpus, "runtime_env": runtime_env},
+    ).bind(body, slot) for slot in range(settings.slots)]
+    return Gateway.options(
+        ray_actor_options={"num_cpus": settings.gateway_cpus, "runtime_env": runtime_env},
+    ).bind(encoder, shards, body)

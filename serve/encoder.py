@@ -1,0 +1,51 @@
+"""The query-encoder deployment: batched (`@serve.batch`) CriSp encoding of uploaded prints.
+
+Requests name the encoder of the index version they search, so a reload to an index built with
+another model switches encoders in step; the last two encoders stay loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import torch
+from ray import serve
+
+from shoematch.index.encoding import query_cells
+from shoematch.model_store import load_encoder
+
+KEEP_MODELS = 2
+
+
+@serve.deployment(max_ongoing_requests=32)
+class QueryEncoder:
+    def __init__(self, threads: int = 1, batch_size: int = 8, batch_wait_s: float = 0.005) -> None:
+        torch.set_num_threads(threads)
+        self.models: dict[str, torch.nn.Module] = {}
+        self.encode.set_max_batch_size(batch_size)
+        self.encode.set_batch_wait_timeout_s(batch_wait_s)
+
+    def _model(self, uri: str) -> torch.nn.Module:
+        if uri not in self.models:
+            if len(self.models) >= KEEP_MODELS:
+                self.models.pop(next(iter(self.models)))
+            self.models[uri] = load_encoder(uri).model.eval()
+        return self.models[uri]
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def encode(self, requests: list[tuple[str, np.ndarray, np.ndarray]]
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(model uri, print uint8 [H, W], visible bool [H, W]) → (cells [S, C], visible [h, w])."""
+        results: list = [None] * len(requests)
+        by_model: dict[str, list[int]] = {}
+        for i, (uri, _, _) in enumerate(requests):
+            by_model.setdefault(uri, []).append(i)
+        for uri, items in by_model.items():
+            prints = np.stack([requests[i][1] for i in items])
+            masks = np.stack([requests[i][2] for i in items])
+            model = await asyncio.to_thread(self._model, uri)
+            cells, visible = await asyncio.to_thread(query_cells, model, prints, masks)
+            for j, i in enumerate(items):
+                results[i] = (cells[j].numpy(), visible[j].numpy())
+        return results

@@ -1,0 +1,27 @@
+"""Settings of the Serve application (the `args` of `serve.app:build_app`, or YAML)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shoematch.config import StrictModel
+
+
+class ServeSettings(StrictModel):
+    index: str = Field(description="index root (dir or s3://); its CURRENT version is served")
+    slots: int = Field(2, ge=1, description="shard deployments; index shard i → slot i mod slots")
+    model: str | None = Field(None, description="query encoder; default: the index's model")
+    max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_k: int = Field(1000, ge=1)
+    encoder_min_replicas: int = Field(1, ge=1)
+    encoder_max_replicas: int = Field(2, ge=1)
+    encoder_batch_size: int = Field(8, ge=1)
+    encoder_batch_wait_s: float = Field(0.005, ge=0)
+    encoder_cpus: float = Field(0.5, gt=0)
+    shard_cpus: float = Field(0.5, gt=0)
+    gateway_cpus: float = Field(0.25, gt=0)
+    shard_threads: int = Field(1, ge=1, description="torch threads per shard replica")
+    shard_timeout_s: float = Field(30.0, gt=0, description="per-shard answer deadline")
+    token_env: str = Field("SHOEMATCH_API_TOKEN",
+                           description="environment variable holding the bearer token; "
+                                       "auth is on when it is set")

@@ -1,0 +1,75 @@
+"""One index-shard deployment: holds its slot's shards of one or two index versions.
+
+Shards are loaded from storage inside the replica (never passed through `.bind()`). A replica
+keeps the version it serves while loading the next (`prepare`), answers for whichever version a
+request names, and loads a missing version on demand — so a restarted replica, or one that
+missed a reload, still answers correctly instead of mixing versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import torch
+from ray import serve
+
+from serve.settings import ServeSettings
+from shoematch.index.filters import SearchFilters
+from shoematch.index.layout import read_current
+from shoematch.index.reader import SearchIndex
+from shoematch.index.search import SearchStats
+from shoematch.log import get_logger
+
+log = get_logger(__name__)
+
+
+@serve.deployment(max_ongoing_requests=16, health_check_period_s=2, health_check_timeout_s=10)
+class IndexShard:
+    def __init__(self, settings: dict, slot: int) -> None:
+        self.settings = ServeSettings.model_validate(settings)
+        self.slot = slot
+        torch.set_num_threads(self.settings.shard_threads)
+        self.indexes: dict[str, SearchIndex] = {}
+        self.loading: dict[str, asyncio.Lock] = {}
+        current = read_current(self.settings.index)
+        if current is not None:
+            self.indexes[current] = self._load_sync(current)
+
+    def _load_sync(self, version: str) -> SearchIndex:
+        return SearchIndex.load(self.settings.index, version, self.slot, self.settings.slots)
+
+    async def _index(self, version: str) -> SearchIndex:
+        if version not in self.indexes:
+            lock = self.loading.setdefault(version, asyncio.Lock())
+            async with lock:
+                if version not in self.indexes:
+                    self.indexes[version] = await asyncio.to_thread(self._load_sync, version)
+        return self.indexes[version]
+
+    async def prepare(self, version: str) -> dict:
+        """Load `version` beside the one being served (reload, phase 1)."""
+        index = await self._index(version)
+        return {"slot": self.slot, "version": version, "shards": len(index.shards)}
+
+    async def release(self, keep: list[str]) -> list[str]:
+        """Drop versions no longer served (reload, after in-flight requests finished)."""
+        for version in [v for v in self.indexes if v not in keep]:
+            del self.indexes[version]
+        return sorted(self.indexes)
+
+    async def search(self, version: str, queries: np.ndarray, k: int,
+                     filters: list[dict]) -> dict:
+        index = await self._index(version)
+        parsed = [SearchFilters.model_validate(f) for f in filters]
+        stats = SearchStats()
+        matches = await asyncio.to_thread(index.search, queries, k, parsed, stats)
+        return {"slot": self.slot, "version": version,
+                "hits": [[m.to_dict() for m in per_query] for per_query in matches],
+                "exact_scored": stats.exact_scored}
+
+    async def info(self) -> dict:
+        return {"slot": self.slot, "versions": {
+            v: {"shards": [s.entry.id for s in index.shards],
+                "references": sum(len(s.searcher) for s in index.shards)}
+            for v, index in self.indexes.items()}}

@@ -1,0 +1,1 @@
+"""Versioned, sharded reference-embedding index and its exact masked top-k search."""

@@ -1,0 +1,153 @@
+"""Turning reference records into index shards: encode, assign to shards, write, plan updates.
+
+`EncodeBatch` and `write_group` are plain callables on pyarrow tables, so the same code runs in
+Ray Data (actor pool + groupby) and in a single-process loop (`encode_locally`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from shoematch.index.encoding import reference_cells
+from shoematch.index.layout import ShardEntry
+from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
+from shoematch.model_store import load_encoder
+from shoematch.retrieval.encode import reference_input
+from shoematch.storage import Store, open_store
+
+READ_COLUMNS = ["instance_id", "model_id", "pattern_id", "depth", "print", "descriptors",
+                "attributes"]
+EMBEDDING = "embedding"
+SHARD = "shard"
+
+
+def input_digest(depth: bytes | None, print_: bytes | None) -> str:
+    """Hash of what the encoder sees (depth if present, else print): detects changed records."""
+    return hashlib.sha256(depth if depth else (print_ or b"")).hexdigest()[:24]
+
+
+def shard_of(model_id: str, shards: int) -> int:
+    """Stable model → shard assignment, so all instances of a model share a shard."""
+    return int.from_bytes(hashlib.sha1(model_id.encode()).digest()[:4], "big") % shards
+
+
+def label_source(values) -> str:
+    return "label" if values else "none"
+
+
+class EncodeBatch:
+    """Encoder actor: decode inputs, compute per-cell-normalised cells, keep the metadata."""
+
+    def __init__(self, model_uri: str, shards: int, dtype: str, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        self.model = load_encoder(model_uri).model.to(self.device).eval()
+        self.shards = shards
+        self.dtype = DTYPES[dtype]
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        records = table.to_pylist()
+        if not records:
+            return pa.table({})
+        inputs = torch.cat([reference_input(r) for r in records]).to(self.device)
+        cells = reference_cells(self.model, inputs).cpu().numpy().astype(self.dtype)
+        rows = [{
+            "instance_id": r["instance_id"], "model_id": r["model_id"],
+            "pattern_id": r["pattern_id"], "descriptors": r.get("descriptors") or [],
+            "attributes": list((r.get("attributes") or {}).items())
+            if isinstance(r.get("attributes"), dict) else (r.get("attributes") or []),
+            "descriptor_source": label_source(r.get("descriptors")),
+            "attribute_source": label_source(r.get("attributes")),
+            "input_digest": input_digest(r.get("depth"), r.get("print")),
+        } for r in records]
+        out = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+        out = out.append_column(EMBEDDING, pa.array([c.tobytes() for c in cells], pa.binary()))
+        out = out.append_column(SHARD, pa.array([shard_of(r["model_id"], self.shards)
+                                                 for r in records], pa.int32()))
+        return out.append_column("cells_shape", pa.array([list(cells.shape[1:])] * len(rows),
+                                                         pa.list_(pa.int32())))
+
+
+def write_group(table: pa.Table, root: str, version: str, dtype: str) -> pa.Table:
+    """Write one group of encoded rows (one shard number) as one index shard."""
+    table = table.sort_by("instance_id")
+    shard = int(table.column(SHARD)[0].as_py())
+    cells_shape = tuple(table.column("cells_shape")[0].as_py())
+    flat = b"".join(v.as_py() for v in table.column(EMBEDDING))
+    cells = np.frombuffer(flat, dtype=DTYPES[dtype]).reshape(-1, *cells_shape)
+    entry = write_shard(open_store(root), f"{version}-{shard:04d}", cells,
+                        table.select(METADATA_SCHEMA.names), dtype)
+    return pa.table({"entry": [entry.model_dump_json()]})
+
+
+def entries_from(tables: Iterable[pa.Table]) -> list[ShardEntry]:
+    return sorted((ShardEntry.model_validate_json(value)
+                   for table in tables for value in table.column("entry").to_pylist()),
+                  key=lambda entry: entry.id)
+
+
+@dataclass
+class IncrementalPlan:
+    keep: list[ShardEntry]  # unchanged shards, listed again as they are
+    rewrite: list[tuple[ShardEntry, list[int]]]  # shards losing rows: rows to keep
+    new_ids: set[str]  # instance ids to encode
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"reused_shards": len(self.keep), "rewritten_shards": len(self.rewrite),
+                "new_records": len(self.new_ids)}
+
+
+def plan_incremental(store: Store, shards: list[ShardEntry],
+                     wanted: dict[str, str]) -> IncrementalPlan:
+    """Compare indexed (instance id, input digest) pairs with the reference db's (`wanted`)."""
+    import pyarrow.parquet as pq
+
+    from shoematch.index.layout import METADATA_FILE
+
+    indexed: set[str] = set()
+    keep, rewrite = [], []
+    for entry in shards:
+        meta = pq.read_table(store.path(f"{entry.path}/{METADATA_FILE}"),
+                             filesystem=store.fs, columns=["instance_id", "input_digest"])
+        ids = meta.column("instance_id").to_pylist()
+        digests = meta.column("input_digest").to_pylist()
+        rows = [i for i, (iid, dig) in enumerate(zip(ids, digests, strict=True))
+                if wanted.get(iid) == dig]
+        indexed.update(ids[i] for i in rows)
+        if len(rows) == len(ids):
+            keep.append(entry)
+        elif rows:
+            rewrite.append((entry, rows))
+    return IncrementalPlan(keep, rewrite, set(wanted) - indexed)
+
+
+def rewrite_shard(store: Store, entry: ShardEntry, rows: list[int], shard_id: str,
+                  dtype: str) -> ShardEntry:
+    """Copy the kept rows of an old shard into a new one (no re-encoding)."""
+    data = read_shard(store, entry)
+    cells = np.ascontiguousarray(data.cells[:, rows].transpose(1, 0, 2))
+    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype)
+
+
+def summarize_labels(tables: Iterable[pa.Table]) -> tuple[dict, dict]:
+    """Attribute values present (for filter validation) and label-source counts."""
+    values: dict[str, set[str]] = {}
+    sources: dict[str, dict[str, int]] = {"descriptors": {}, "attributes": {}}
+    for table in tables:
+        for pairs in table.column("attributes").to_pylist():
+            for name, value in pairs or []:
+                values.setdefault(name, set()).add(value)
+        for field, key in (("descriptor_source", "descriptors"),
+                           ("attribute_source", "attributes")):
+            for source in table.column(field).to_pylist():
+                sources[key][source] = sources[key].get(source, 0) + 1
+    return {name: sorted(v) for name, v in values.items()}, sources

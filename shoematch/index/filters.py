@@ -1,0 +1,89 @@
+"""Search filters on NFRC descriptors and shoe attributes, checked against what the index holds.
+
+Descriptors: every listed code must be present on a reference. Attributes: name → one value or
+a list of accepted values. An unknown code or attribute name is a request error (it names the
+culprit); a known one that no reference carries simply matches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import ValidationError
+
+from shoematch.config import StrictModel
+from shoematch.data.schema import DESCRIPTOR_CODES
+from shoematch.errors import QueryError
+
+
+class SearchFilters(StrictModel):
+    descriptors: list[str] = []
+    attributes: dict[str, str | list[str]] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.descriptors and not self.attributes
+
+
+def parse_filters(raw: str | Mapping[str, Any] | None,
+                  attribute_names: set[str] | None = None) -> SearchFilters:
+    """Parse a JSON string or mapping; unknown keys, codes and attribute names are errors."""
+    if raw is None or raw == "":
+        return SearchFilters()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise QueryError(f"filters: not valid JSON ({exc})") from exc
+    if not isinstance(raw, Mapping):
+        raise QueryError("filters: expected a JSON object like "
+                         '{"descriptors": ["D02"], "attributes": {"color": "black"}}')
+    try:
+        filters = SearchFilters.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise QueryError(f"filters: {problems}") from exc
+    unknown = [code for code in filters.descriptors if code not in DESCRIPTOR_CODES]
+    if unknown:
+        raise QueryError(f"filters: unknown descriptor code(s) {unknown}; known: "
+                         f"{list(DESCRIPTOR_CODES)}")
+    if attribute_names is not None:
+        missing = sorted(set(filters.attributes) - attribute_names)
+        if missing:
+            raise QueryError(f"filters: unknown attribute name(s) {missing}; known: "
+                             f"{sorted(attribute_names)}")
+    return filters
+
+
+class FilterColumns:
+    """A shard's filterable metadata as arrays, built once per loaded shard."""
+
+    def __init__(self, metadata: pa.Table) -> None:
+        descriptors = metadata.column("descriptors").to_pylist()
+        self.count = metadata.num_rows
+        self.descriptors = np.zeros((self.count, len(DESCRIPTOR_CODES)), dtype=bool)
+        for row, codes in enumerate(descriptors):
+            for code in codes or []:
+                self.descriptors[row, DESCRIPTOR_CODES.index(code)] = True
+        self.attributes: dict[str, np.ndarray] = {}
+        for row, pairs in enumerate(metadata.column("attributes").to_pylist()):
+            for name, value in pairs or []:
+                column = self.attributes.setdefault(name, np.full(self.count, None, dtype=object))
+                column[row] = value
+
+    def mask(self, filters: SearchFilters) -> np.ndarray | None:
+        """Bool [n] of references passing the filters, or None when nothing is filtered."""
+        if filters.empty:
+            return None
+        keep = np.ones(self.count, dtype=bool)
+        for code in filters.descriptors:
+            keep &= self.descriptors[:, DESCRIPTOR_CODES.index(code)]
+        for name, wanted in filters.attributes.items():
+            accepted = [wanted] if isinstance(wanted, str) else list(wanted)
+            column = self.attributes.get(name)
+            keep &= np.isin(column, accepted) if column is not None else False
+        return keep

@@ -1,0 +1,117 @@
+"""On-storage layout of a versioned embedding index, and the atomic `CURRENT` pointer.
+
+    INDEX_ROOT/CURRENT                          {"version": "<id>"}, replaced in one write
+    INDEX_ROOT/versions/<id>/manifest.json      what one version holds
+    INDEX_ROOT/shards/<shard id>/embeddings.npy cells [S, n, C], cell-major, float16/float32
+    INDEX_ROOT/shards/<shard id>/metadata.parquet  one row per reference, same order
+
+Shards live outside versions so a new (incremental) version can list shards of older ones
+unchanged. A version is visible only through its manifest, and current only once `CURRENT`
+names it, which is written after every shard and the manifest: readers never see half an index.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from pydantic import ConfigDict, Field, ValidationError
+
+from shoematch.config import StrictModel
+from shoematch.errors import SearchIndexError
+from shoematch.storage import Store, open_store
+
+POINTER = "CURRENT"
+FORMAT_VERSION = 1
+EMBEDDINGS_FILE = "embeddings.npy"
+METADATA_FILE = "metadata.parquet"
+
+
+class ShardEntry(StrictModel):
+    id: str
+    path: str  # relative to the index root
+    rows: int
+    models: int
+    embeddings_sha256: str
+    metadata_sha256: str
+    bytes: int
+
+
+class IndexManifest(StrictModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    created_at: float
+    model_uri: str
+    encoder: dict = Field(default_factory=dict)  # the encoder's config and provenance
+    canvas: dict[str, int]  # {"height": H, "width": W}
+    grid: tuple[int, int]  # feature cells (h, w)
+    dim: int
+    dtype: str  # "float16" | "float32"
+    refdb: str
+    refdb_digest: str
+    previous_version: str | None = None
+    incremental: bool = False
+    shards: list[ShardEntry]
+    counts: dict[str, int] = Field(default_factory=dict)  # references, models, shards, …
+    attribute_values: dict[str, list[str]] = Field(default_factory=dict)  # filterable values
+    label_sources: dict[str, dict[str, int]] = Field(default_factory=dict)  # label/predicted
+
+    @property
+    def references(self) -> int:
+        return sum(shard.rows for shard in self.shards)
+
+
+def new_version_id() -> str:
+    """Sortable by creation time, unique across concurrent writers."""
+    return time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def manifest_path(version: str) -> str:
+    return f"versions/{version}/manifest.json"
+
+
+def shard_dir(shard_id: str) -> str:
+    return f"shards/{shard_id}"
+
+
+def read_current(root: str | Store) -> str | None:
+    """The current version id, or None when nothing has been published yet."""
+    store = root if isinstance(root, Store) else open_store(root)
+    if not store.exists(POINTER):
+        return None
+    try:
+        return json.loads(store.read_bytes(POINTER))["version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SearchIndexError(f"{store.child_uri(POINTER)}: malformed pointer ({exc})") from exc
+
+
+def read_manifest(root: str | Store, version: str | None = None) -> IndexManifest:
+    """The manifest of `version` (default: the current one)."""
+    store = root if isinstance(root, Store) else open_store(root)
+    version = version or read_current(store)
+    if version is None:
+        raise SearchIndexError(f"{store.uri}: no index has been published here "
+                               f"(no {POINTER}; run jobs.reindex first)")
+    path = manifest_path(version)
+    if not store.exists(path):
+        raise SearchIndexError(f"{store.child_uri(path)}: index version {version} not found")
+    try:
+        return IndexManifest.model_validate_json(store.read_bytes(path))
+    except ValidationError as exc:
+        raise SearchIndexError(f"{store.child_uri(path)}: malformed manifest ({exc})") from exc
+
+
+def publish(store: Store, manifest: IndexManifest) -> None:
+    """Write the manifest, then switch `CURRENT` to it (each one atomic write)."""
+    store.write_bytes(manifest_path(manifest.version),
+                      manifest.model_dump_json(indent=2).encode())
+    store.write_bytes(POINTER, json.dumps({"version": manifest.version}).encode())
+
+
+def list_versions(root: str | Store) -> list[str]:
+    store = root if isinstance(root, Store) else open_store(root)
+    return [name for name in store.list("versions")
+            if store.exists(manifest_path(name))]

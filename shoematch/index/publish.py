@@ -1,0 +1,33 @@
+"""The manifest of a new index version, assembled once all of its shards are written."""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow.parquet as pq
+
+from shoematch.data.dataset import Dataset
+from shoematch.index.build import summarize_labels
+from shoematch.index.layout import METADATA_FILE, IndexManifest, ShardEntry
+from shoematch.model_store import LoadedEncoder
+from shoematch.storage import Store
+
+
+def build_manifest(store: Store, version: str, encoder: LoadedEncoder, refdb: Dataset,
+                   grid: tuple[int, int], dim: int, dtype: str, shards: list[ShardEntry],
+                   previous: str | None, incremental: bool) -> IndexManifest:
+    metas = [pq.read_table(store.path(f"{e.path}/{METADATA_FILE}"), filesystem=store.fs,
+                           columns=["model_id", "attributes", "descriptor_source",
+                                    "attribute_source"]) for e in shards]
+    attribute_values, label_sources = summarize_labels(metas)
+    models = {m for meta in metas for m in meta.column("model_id").to_pylist()}
+    return IndexManifest(
+        version=version, created_at=time.time(), model_uri=encoder.uri,
+        encoder={"config": encoder.config.model_dump(mode="json"), "info": encoder.info},
+        canvas={"height": refdb.canvas.height, "width": refdb.canvas.width},
+        grid=grid, dim=dim, dtype=dtype, refdb=refdb.uri, refdb_digest=refdb.manifest.digest(),
+        previous_version=previous, incremental=incremental, shards=shards,
+        counts={"references": sum(e.rows for e in shards), "models": len(models),
+                "shards": len(shards)},
+        attribute_values=attribute_values, label_sources=label_sources,
+    )

@@ -1,0 +1,155 @@
+"""Loading an index version (all shards or a serving slot's share) and searching it.
+
+The in-process search and the Ray Serve shard deployments use this same code, and the same
+exact merge, so HTTP results equal in-process results by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from shoematch.errors import QueryError, SearchIndexError
+from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
+from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
+from shoematch.index.merge import merge_top_k
+from shoematch.index.search import SearchStats, ShardSearcher
+from shoematch.index.shard_io import read_shard
+from shoematch.log import get_logger
+from shoematch.storage import Store, open_store
+
+log = get_logger(__name__)
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ranked shoe model with the evidence an examiner needs to check it."""
+
+    model: str
+    score: float
+    order: int
+    instance_id: str
+    pattern_id: str
+    descriptors: list[str]
+    attributes: dict[str, str]
+    descriptor_source: str
+    attribute_source: str
+    shard: str
+    cell_scores: list[list[float]]  # [h][w] per-cell similarity of the best instance
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LoadedShard:
+    def __init__(self, entry: ShardEntry, store: Store, order_offset: int,
+                 grid: tuple[int, int]) -> None:
+        data = read_shard(store, entry)
+        self.entry = entry
+        self.grid = grid
+        meta = data.metadata
+        self.columns = {name: meta.column(name).to_pylist() for name in
+                        ("instance_id", "pattern_id", "descriptors", "attributes",
+                         "descriptor_source", "attribute_source")}
+        self.searcher = ShardSearcher(data.cells, meta.column("model_id").to_pylist(),
+                                      order_offset)
+        self.filters = FilterColumns(meta)
+
+    def search(self, queries: torch.Tensor, k: int, filters: Sequence[SearchFilters],
+               stats: SearchStats | None = None) -> list[list[Match]]:
+        allowed = [self.filters.mask(f) for f in filters]
+        hits = self.searcher.search(queries, k, None if all(a is None for a in allowed)
+                                    else allowed, stats)
+        return [[self._match(queries[b], hit) for hit in shard_hits]
+                for b, shard_hits in enumerate(hits)]
+
+    def _match(self, query: torch.Tensor, hit) -> Match:
+        row = hit.row
+        cells = self.searcher.cell_scores(query, row).reshape(self.grid)
+        return Match(
+            model=hit.model, score=hit.score, order=hit.order,
+            instance_id=self.columns["instance_id"][row],
+            pattern_id=self.columns["pattern_id"][row],
+            descriptors=list(self.columns["descriptors"][row] or []),
+            attributes=dict(self.columns["attributes"][row] or []),
+            descriptor_source=self.columns["descriptor_source"][row],
+            attribute_source=self.columns["attribute_source"][row],
+            shard=self.entry.id,
+            cell_scores=np.round(cells, 4).tolist(),
+        )
+
+
+def shard_offsets(manifest: IndexManifest) -> dict[str, int]:
+    """Global instance order of each shard's first row: the tie-break across shards."""
+    offsets, total = {}, 0
+    for entry in manifest.shards:
+        offsets[entry.id] = total
+        total += entry.rows
+    return offsets
+
+
+def slot_shards(manifest: IndexManifest, slot: int, slots: int) -> list[ShardEntry]:
+    """The shards a serving slot holds: shard i goes to slot i mod slots."""
+    return [entry for i, entry in enumerate(manifest.shards) if i % slots == slot]
+
+
+class SearchIndex:
+    """Some or all shards of one index version, searchable in process."""
+
+    def __init__(self, root: str, manifest: IndexManifest, shards: list[LoadedShard]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.shards = shards
+
+    @classmethod
+    def load(cls, root: str, version: str | None = None, slot: int = 0,
+             slots: int = 1) -> SearchIndex:
+        store = open_store(root)
+        manifest = read_manifest(store, version)
+        offsets = shard_offsets(manifest)
+        grid = tuple(manifest.grid)
+        shards = [LoadedShard(entry, store, offsets[entry.id], grid)
+                  for entry in slot_shards(manifest, slot, slots)]
+        log.info("loaded index %s version %s: %d of %d shards, %d references", root,
+                 manifest.version, len(shards), len(manifest.shards),
+                 sum(len(s.searcher) for s in shards))
+        return cls(root, manifest, shards)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def cell_count(self) -> int:
+        return self.manifest.grid[0] * self.manifest.grid[1]
+
+    def check_queries(self, queries: np.ndarray | torch.Tensor) -> torch.Tensor:
+        queries = torch.from_numpy(np.array(queries, dtype=np.float32)) \
+            if isinstance(queries, np.ndarray) else queries.float()
+        expected = (self.cell_count, self.manifest.dim)
+        if queries.dim() != 3 or tuple(queries.shape[1:]) != expected:
+            raise QueryError(f"query features {tuple(queries.shape)} do not fit index "
+                             f"{self.version} ([B, {expected[0]}, {expected[1]}])")
+        return queries
+
+    def parse_filters(self, raw) -> SearchFilters:
+        return parse_filters(raw, set(self.manifest.attribute_values))
+
+    def search(self, queries: np.ndarray | torch.Tensor, k: int,
+               filters: Sequence[SearchFilters] | SearchFilters | None = None,
+               stats: SearchStats | None = None) -> list[list[Match]]:
+        """Top-`k` unique models per query [B, S, C] over the loaded shards, merged exactly."""
+        queries = self.check_queries(queries)
+        if not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        if not self.manifest.shards:
+            raise SearchIndexError(f"index {self.root} version {self.version} is empty")
+        batch = queries.shape[0]
+        if filters is None or isinstance(filters, SearchFilters):
+            filters = [filters or SearchFilters()] * batch
+        per_shard = [shard.search(queries, k, filters, stats) for shard in self.shards]
+        return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]

@@ -1,0 +1,143 @@
+"""Exact masked top-k over one shard: an int8 scan bounds every score, an exact pass decides.
+
+Scores are DESIGN.md's: Σ over visible cells of q_cell · d_cell on per-cell-normalised features,
+with the stored (float16/float32) reference cells as the truth. The embeddings are kept
+cell-major ([cells, refs, channels]), so cells a query cannot see are never read.
+
+1. Scan: int8 products of the visible cells (`quantize.py`) give, for every reference, a score
+   estimate and a rigorous bound on its error, hence an upper bound u_r ≥ true score.
+2. Exact pass: references in descending u_r are scored exactly from the stored cells until the
+   k-th best unique model's exact score beats the upper bound of every reference not yet
+   scored. Ties go to the lower instance order, as in `retrieval.metrics.rank_models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from shoematch.index.quantize import quantize_cells, quantize_queries
+
+# Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
+ACCUMULATION_SLACK = 1e-4
+MIN_CANDIDATES = 64
+
+
+@dataclass(frozen=True)
+class ShardHit:
+    """The best instance of one shoe model within a shard."""
+
+    model: str
+    score: float
+    row: int  # row of the best instance in its shard
+    order: int  # global instance order (shard offset + row): the tie-break
+
+
+@dataclass
+class SearchStats:
+    scanned_cells: int = 0
+    exact_scored: int = 0
+
+
+class ShardSearcher:
+    """Searchable form of one shard's reference cells; built once, queried many times."""
+
+    def __init__(self, cells: np.ndarray | torch.Tensor, models: Sequence[str],
+                 order_offset: int = 0) -> None:
+        self.cells = torch.as_tensor(cells)  # [S, n, C], float16 or float32
+        if self.cells.dim() != 3 or self.cells.shape[1] != len(models):
+            raise ValueError(f"cells {tuple(self.cells.shape)} must be [cells, {len(models)}, "
+                             "channels]")
+        self.quantized = quantize_cells(self.cells)
+        self.model_names, codes = np.unique(np.asarray(models, dtype=object).astype(str),
+                                            return_inverse=True)
+        self.model_codes = codes.astype(np.int64)
+        self.order = np.arange(len(models), dtype=np.int64) + order_offset
+
+    def __len__(self) -> int:
+        return self.cells.shape[1]
+
+    @property
+    def grid_cells(self) -> int:
+        return self.cells.shape[0]
+
+    def upper_bounds(self, queries: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """Upper bounds [n, B] of every reference's score for queries [B, S, C]."""
+        quant = quantize_queries(queries)
+        visible = (quant.norms > 0).any(dim=1).nonzero().flatten().tolist()
+        count, batch = len(self), queries.shape[0]
+        totals = torch.zeros((count, 2 * batch), dtype=torch.int32)
+        for cell in visible:
+            totals += torch._int_mm(self.quantized.codes[cell], quant.codes[cell])
+        estimate = totals.float() * quant.scales
+        estimate = (estimate[:, :batch] + estimate[:, batch:]) * self.quantized.scales[:, None]
+        per_cell = quant.norms + quant.residual_norms  # [S, B]
+        bound = self.quantized.errors @ per_cell + (quant.residual_norms.sum(0) * 1.001)
+        return estimate + bound + ACCUMULATION_SLACK, visible
+
+    def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
+                     visible: list[int]) -> np.ndarray:
+        """Exact float32 scores of `rows` for one query [S, C]."""
+        cells = self.cells.index_select(1, torch.as_tensor(rows))[visible].float()  # [V, m, C]
+        return torch.einsum("vmc,vc->m", cells, query[visible].float()).numpy()
+
+    def cell_scores(self, query: torch.Tensor, row: int) -> np.ndarray:
+        """Per-cell similarity q_s · d_s [S] of one reference row: where the match comes from."""
+        return (self.cells[:, row].float() * query.float()).sum(-1).numpy()
+
+    def search(self, queries: torch.Tensor, k: int,
+               allowed: Sequence[np.ndarray | None] | None = None,
+               stats: SearchStats | None = None) -> list[list[ShardHit]]:
+        """Top-`k` unique models per query; `allowed[b]` (bool [n]) filters references."""
+        if queries.dim() != 3 or queries.shape[1:] != (self.grid_cells, self.cells.shape[2]):
+            raise ValueError(f"queries {tuple(queries.shape)} do not fit cells "
+                             f"{tuple(self.cells.shape)}")
+        if len(self) == 0:
+            return [[] for _ in range(queries.shape[0])]
+        upper, visible = self.upper_bounds(queries)
+        if stats is not None:
+            stats.scanned_cells += len(visible)
+        results = []
+        for b in range(queries.shape[0]):
+            bounds = upper[:, b].numpy().astype(np.float64)
+            mask = None if allowed is None else allowed[b]
+            if mask is not None:
+                bounds = np.where(mask, bounds, -np.inf)
+            cells = [c for c in visible if float(queries[b, c].abs().sum()) > 0]
+            results.append(self._refine(queries[b], bounds, cells, k, stats))
+        return results
+
+    def _refine(self, query: torch.Tensor, bounds: np.ndarray, visible: list[int], k: int,
+                stats: SearchStats | None) -> list[ShardHit]:
+        valid = int(np.isfinite(bounds).sum())
+        if valid == 0:
+            return []
+        take = min(valid, max(MIN_CANDIDATES, 4 * k))
+        while True:
+            rows = np.argpartition(-bounds, take - 1)[:take] if take < len(bounds) else \
+                np.flatnonzero(np.isfinite(bounds))
+            exact = self.exact_scores(query, rows, visible) if visible else \
+                np.zeros(len(rows), dtype=np.float32)
+            hits = self._best_per_model(rows, exact, k)
+            if take >= valid:
+                break
+            rest = bounds.copy()
+            rest[rows] = -np.inf
+            if len(hits) >= k and hits[k - 1].score > rest.max():
+                break
+            take = min(valid, 2 * take)
+        if stats is not None:
+            stats.exact_scored += len(rows)
+        return hits
+
+    def _best_per_model(self, rows: np.ndarray, exact: np.ndarray, k: int) -> list[ShardHit]:
+        order = self.order[rows]
+        ranked = np.lexsort((order, -exact.astype(np.float64)))
+        models = self.model_codes[rows[ranked]]
+        _, first = np.unique(models, return_index=True)
+        keep = ranked[np.sort(first)][:k]
+        return [ShardHit(str(self.model_names[self.model_codes[rows[i]]]), float(exact[i]),
+                         int(rows[i]), int(order[i])) for i in keep]

@@ -1,0 +1,78 @@
+"""Writing and reading one index shard: cell-major embeddings (.npy) plus Parquet metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shoematch.data.dataset import table_to_parquet_bytes
+from shoematch.errors import SearchIndexError
+from shoematch.index.layout import EMBEDDINGS_FILE, METADATA_FILE, ShardEntry, shard_dir
+from shoematch.storage import Store
+
+METADATA_SCHEMA = pa.schema([
+    pa.field("instance_id", pa.string(), nullable=False),
+    pa.field("model_id", pa.string(), nullable=False),
+    pa.field("pattern_id", pa.string(), nullable=False),
+    pa.field("descriptors", pa.list_(pa.string())),
+    pa.field("attributes", pa.map_(pa.string(), pa.string())),
+    pa.field("descriptor_source", pa.string(), nullable=False),  # label | predicted | none
+    pa.field("attribute_source", pa.string(), nullable=False),
+    pa.field("input_digest", pa.string(), nullable=False),  # what was encoded (incremental)
+])
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+@dataclass
+class ShardData:
+    cells: np.ndarray  # [S, n, C]
+    metadata: pa.Table
+
+
+def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Table,
+                dtype: str) -> ShardEntry:
+    """Write `cells` [n, S, C] (reference-major, as encoded) cell-major, and its metadata."""
+    if cells.ndim != 3 or cells.shape[0] != metadata.num_rows:
+        raise SearchIndexError(f"shard {shard_id}: {cells.shape} embeddings for "
+                               f"{metadata.num_rows} metadata rows")
+    array = np.ascontiguousarray(cells.astype(DTYPES[dtype]).transpose(1, 0, 2))
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    embeddings = buffer.getvalue()
+    meta_bytes = table_to_parquet_bytes(metadata.select(METADATA_SCHEMA.names)
+                                        .cast(METADATA_SCHEMA))
+    base = shard_dir(shard_id)
+    store.write_bytes(f"{base}/{EMBEDDINGS_FILE}", embeddings)
+    store.write_bytes(f"{base}/{METADATA_FILE}", meta_bytes)
+    return ShardEntry(
+        id=shard_id, path=base, rows=metadata.num_rows,
+        models=len(set(metadata.column("model_id").to_pylist())),
+        embeddings_sha256=hashlib.sha256(embeddings).hexdigest(),
+        metadata_sha256=hashlib.sha256(meta_bytes).hexdigest(),
+        bytes=len(embeddings) + len(meta_bytes),
+    )
+
+
+def _verified(store: Store, rel: str, sha256: str) -> bytes:
+    data = store.read_bytes(rel)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SearchIndexError(f"{store.child_uri(rel)}: checksum mismatch (corrupt or "
+                               "overwritten shard)")
+    return data
+
+
+def read_shard(store: Store, entry: ShardEntry) -> ShardData:
+    """Load and verify one shard (checksums from the manifest)."""
+    cells = np.load(io.BytesIO(_verified(store, f"{entry.path}/{EMBEDDINGS_FILE}",
+                                         entry.embeddings_sha256)), allow_pickle=False)
+    metadata = pq.read_table(io.BytesIO(_verified(store, f"{entry.path}/{METADATA_FILE}",
+                                                  entry.metadata_sha256)))
+    if cells.ndim != 3 or not cells.shape[1] == metadata.num_rows == entry.rows:
+        raise SearchIndexError(f"shard {entry.id}: embeddings {cells.shape} do not match "
+                               f"{metadata.num_rows} metadata rows")
+    return ShardData(cells, metadata)
