@@ -81,18 +81,33 @@ def pid_alive(pid: int) -> bool:
 
 def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
     """SIGTERM the process group of `pid`, then SIGKILL it if it outlives `timeout_s`."""
+    stop_pids([pid], timeout_s)
+
+
+def stop_pids(pids: list[int], timeout_s: float = 15.0) -> None:
+    """`stop_pid` for several groups at once: all are signalled before any is waited for."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            os.kill(pid, sig)
+        for pid in pids:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                os.kill(pid, sig)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
             time.sleep(0.1)
+        if not any(pid_alive(pid) for pid in pids):
+            return
+
+
+def kill_group(pid: int, timeout_s: float = 15.0) -> None:
+    """SIGKILL the process group of `pid` at once (a crash, not a shutdown), then wait for it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    wait_until(lambda: not pid_alive(pid), timeout_s, f"killed process {pid}", interval_s=0.1)
 
 
 def spawn(name: str, argv: Sequence[str], log_path: str, url: str,

@@ -116,6 +116,20 @@ def learning_rate(config: CrispTrainConfig, step: int) -> float:
     return config.optim.lr * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
 
 
+def record_placement(client, run_id: str, world: int) -> None:
+    """Tag the MLflow run with each rank's Ray node id (rank order), again after a restart:
+    the record of where the DDP workers ran. A collective: every rank calls it."""
+    import ray
+    import torch.distributed as dist
+
+    nodes = [ray.get_runtime_context().get_node_id()]
+    if dist.is_initialized():
+        nodes = [None] * world
+        dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
+    if client is not None:
+        client.set_tag(run_id, "worker_nodes", ",".join(nodes))
+
+
 def train_loop(loop_config: dict) -> None:
     """Runs on every Ray Train worker."""
     import mlflow
@@ -150,6 +164,7 @@ def train_loop(loop_config: dict) -> None:
         mlflow.set_tracking_uri(loop_config["tracking_uri"])
         client = mlflow.MlflowClient()
     run_id = loop_config["run_id"]
+    record_placement(client, run_id, world)
 
     def validate() -> dict:
         if not config.data.val_queries:
