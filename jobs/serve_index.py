@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if read_current(args.index) is None:
         log.warning("%s has no published index yet: /v1/search answers 503 until a reindex "
                     "and POST /v1/index/reload", args.index)
-    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": args.host, "port": args.port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{args.host}:{args.port}"
     health = wait_ready(url, args.wait_s)
