@@ -1,0 +1,31 @@
+"""Fixtures shared by the benchmarks: a synthetic reference db and a seeded random encoder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from shoematch.model_store import save_encoder
+from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def synthetic_db(out: str, models: int, instances: int = 2, queries: int = 16) -> str:
+    """Generate (once) a synthetic db on the default 192×384 canvas; returns its root."""
+    if not os.path.exists(os.path.join(out, "references", "manifest.json")):
+        subprocess.run([sys.executable, "-m", "jobs.synth", "--out", out, "--models",
+                        str(models), "--instances", str(instances), "--queries", str(queries),
+                        "--seed", "3", "--local"], cwd=REPO, check=True)
+    return out
+
+
+def random_encoder(out: str, arch: str = "resnet50", embed_dim: int = 128) -> str:
+    """A seeded, untrained CriSp encoder: speed does not depend on the weights."""
+    torch.manual_seed(0)
+    config = CrispEncoderConfig(arch=arch, embed_dim=embed_dim)
+    save_encoder(out, CrispEncoder(**config.model_dump()), config, {"note": "random, benchmark"})
+    return out

@@ -1,0 +1,42 @@
+"""The shipped Serve deploy config parses, its args are valid settings, its builder exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import yaml
+
+from serve.settings import ServeSettings
+from shoematch.errors import QueryError
+from tests.conftest import REPO
+
+
+def test_serve_config_is_deployable():
+    config = yaml.safe_load((REPO / "serve" / "config.yaml").read_text())
+    (app,) = config["applications"]
+    module, _, name = app["import_path"].partition(":")
+    assert callable(getattr(importlib.import_module(module), name))
+    ServeSettings.model_validate(app["args"])
+    assert config["http_options"]["host"] == "127.0.0.1"
+
+
+def test_unknown_setting_is_rejected():
+    with pytest.raises(Exception, match="nonsense"):
+        ServeSettings.model_validate({"index": "x", "nonsense": 1})
+
+
+def test_uploads_are_checked():
+    import numpy as np
+
+    from serve.uploads import decode_mask, decode_print
+    from shoematch.data.images import encode_png
+
+    image = np.zeros((8, 16), np.uint8)
+    image[2:5, 3:9] = 255
+    decoded = decode_print(encode_png(image), (8, 16))
+    assert decode_mask(None, decoded).sum() == 18
+    with pytest.raises(QueryError, match="canvas"):
+        decode_print(encode_png(image), (16, 32))
+    with pytest.raises(QueryError, match="no ink"):
+        decode_mask(None, np.zeros((8, 16), np.uint8))
