@@ -1,121 +1,269 @@
-"""The main job, end to end on the built-in synthetic data (README command 1).
+"""The main job: the whole system on one machine, on the built-in synthetic data (README
+command 1).
 
-Stages: generate a synthetic reference db and query set on Ray → validate every record →
-print a summary and write a contact sheet → train CriSp (tiny config, 2 DDP workers) →
-evaluate on the held-out test queries (hit@K, mAP@K, CMC, a PNG of top-10 matches). Re-running
-reuses data generated with the same settings and resumes the finished training run.
+Stages: bring up local services (S3 store, MLflow server, Ray head + worker nodes) → generate a
+synthetic reference db and query set into S3 (a Ray job) → validate and summarise → train CriSp
+(tiny config, 2 DDP workers on the worker nodes; MLflow run + registered model) → re-index the
+references with the trained encoder → serve the index with Ray Serve → send held-out synthetic
+crime-scene prints over HTTP → print hit@K / mAP@K / latency and write an HTML report with each
+query, its mask and its top matches → tear down. Every job goes through the Ray Jobs API, as a
+user's would. Re-running reuses the data, the finished training run and the index.
 
-    python -m jobs.demo [--out runs/demo] [--models 60] [--instances 3] [--queries 60]
-                        [--train-steps 40] (0: stop after the data stages)
+    python -m jobs.demo [--out runs/demo] [--steps 40] [--http-queries 24] [--keep-services]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import posixpath
+import re
 import time
 
-from jobs import synth as synth_job
-from jobs.common import log, run_main
+import httpx
+import numpy as np
+
+from jobs.common import run_main
 from shoematch.data.dataset import open_dataset
 from shoematch.data.summary import format_summary, summarize, validate_dataset
 from shoematch.data.synth import SynthSpec
 from shoematch.data.synth_build import CONTACT_SHEET, QUERIES_DIR, REFERENCES_DIR, spec_params
-from shoematch.errors import DatasetError
+from shoematch.errors import DatasetError, SearchIndexError, ShoematchError
+from shoematch.index.layout import read_manifest
+from shoematch.retrieval.html_report import ReportMatch, ReportQuery, render_report
+from shoematch.retrieval.metrics import evaluate_rankings
+from shoematch.storage import open_store
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAGES = 8
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/demo", help="where data and results go")
+    parser.add_argument("--out", default="runs/demo", help="local results and service state")
     parser.add_argument("--models", type=int, default=60)
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=40, help="CriSp training steps")
     parser.add_argument("--k", type=int, default=10, help="K of hit@K / mAP@K")
+    parser.add_argument("--http-queries", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=2, help="Ray worker nodes")
+    parser.add_argument("--keep-services", action="store_true",
+                        help="leave the services (and the Serve app) running at the end")
     return parser.parse_args(argv)
+
+
+def stage(number: int, name: str) -> float:
+    print(f"\n== [{number}/{STAGES}] {name}", flush=True)
+    return time.monotonic()
 
 
 def existing_matches(data_root: str, spec: SynthSpec) -> bool:
     """True when both datasets exist and were generated with exactly this spec."""
     wanted = json.loads(json.dumps(spec_params(spec)))  # the form a manifest stores
     try:
-        return all(
-            open_dataset(posixpath.join(data_root, sub)).manifest.params == wanted
-            for sub in (REFERENCES_DIR, QUERIES_DIR)
-        )
-    except DatasetError:
+        return all(open_dataset(posixpath.join(data_root, sub)).manifest.params == wanted
+                   for sub in (REFERENCES_DIR, QUERIES_DIR))
+    except (DatasetError, ShoematchError):
         return False
 
 
-def stage(name: str) -> float:
-    log.info("== %s", name)
-    return time.monotonic()
+class Jobs:
+    """Submits `python -m jobs.<module>` through the Ray Jobs API and streams its output."""
+
+    def __init__(self, dashboard_url: str, env: dict[str, str]) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        logging.getLogger("ray").setLevel(logging.WARNING)  # job output is what matters here
+        self.client = JobSubmissionClient(dashboard_url)
+        self.env = env
+
+    def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
+        from ray.job_submission import JobStatus
+
+        job = self.client.submit_job(
+            entrypoint=" ".join(["python", "-m", module, *args]),
+            runtime_env={"working_dir": REPO, "env_vars": self.env})
+        shown, deadline = 0, time.monotonic() + timeout_s
+        while True:
+            status = self.client.get_job_status(job)
+            logs = self.client.get_job_logs(job)
+            for line in logs[shown:].splitlines():
+                if line.strip() and not _noise(line):
+                    print(f"   | {line}", flush=True)
+            shown = len(logs)
+            if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+                break
+            if time.monotonic() > deadline:
+                self.client.stop_job(job)
+                raise ShoematchError(f"job {module} did not finish within {timeout_s:.0f} s")
+            time.sleep(2)
+        if status != JobStatus.SUCCEEDED:
+            raise ShoematchError(f"job {module} {status.value.lower()}; its log is above")
+        return logs
+
+
+def _noise(line: str) -> bool:
+    return any(marker in line for marker in ("INFO packaging", "INFO dashboard_sdk",
+                                             "INFO worker.py", "DeprecationWarning",
+                                             "RayDeprecationWarning", "core_worker.cc"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spec = SynthSpec(models=args.models, instances=args.instances, queries=args.queries,
-                     seed=args.seed)
-    data_root = posixpath.join(args.out, "data")
-    started = stage("1/5 synthetic data")
-    if existing_matches(data_root, spec):
-        log.info("reusing %s (same generator settings)", data_root)
-    else:
-        synth_job.main(["--out", data_root, "--models", str(args.models), "--instances",
-                        str(args.instances), "--queries", str(args.queries),
-                        "--seed", str(args.seed)])
-    t = stage("2/5 validate")
-    datasets = {sub: open_dataset(posixpath.join(data_root, sub))
-                for sub in (REFERENCES_DIR, QUERIES_DIR)}
-    for sub, dataset in datasets.items():
-        log.info("%s: %d records valid", sub, validate_dataset(dataset))
-    log.info("validated in %.1f s", time.monotonic() - t)
-    stage("3/5 summary")
-    for sub, dataset in datasets.items():
-        print(format_summary(f"{sub} ({dataset.uri})", summarize(dataset)))
-    print(f"contact sheet: {posixpath.join(data_root, CONTACT_SHEET)}")
-    if args.train_steps > 0:
-        train_and_evaluate(args, data_root, datasets)
-    log.info("demo finished in %.1f s", time.monotonic() - started)
+    from cluster.local import bring_up, check, format_status, tear_down
+
+    started = stage(1, "local services: S3 store, MLflow server, Ray head + worker nodes")
+    state = bring_up(os.path.join(args.out, "cluster"), workers=args.workers)
+    os.environ.update(state.env(with_keys=True))
+    print(format_status(state, check(state)), flush=True)
+    jobs = Jobs(state.dashboard_url, state.env(with_keys=True))
+    base = f"s3://{state.bucket}/demo"
+    served = False
+    try:
+        data_root = generate(jobs, args, f"{base}/data")
+        model_uri = train(jobs, args, data_root, base, state.mlflow_url)
+        index = reindex(jobs, data_root, model_uri, f"{base}/index")
+        url = serve(jobs, index)
+        served = True
+        query_over_http(args, url, data_root)
+    finally:
+        if not args.keep_services:
+            stage(8, "tear down")
+            if served:
+                jobs.run("jobs.serve_index", ["--shutdown"], timeout_s=120)
+            tear_down(state)
+        else:
+            print(f"services left running; stop them with: python -m cluster down "
+                  f"--state-dir {state.state_dir}")
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0
 
 
-def train_and_evaluate(args: argparse.Namespace, data_root: str, datasets: dict) -> None:
-    import torch
+def generate(jobs: Jobs, args: argparse.Namespace, data_root: str) -> str:
+    stage(2, f"synthetic data → {data_root}")
+    spec = SynthSpec(models=args.models, instances=args.instances, queries=args.queries,
+                     seed=args.seed)
+    if existing_matches(data_root, spec):
+        print(f"reusing {data_root} (same generator settings)")
+    else:
+        jobs.run("jobs.synth", ["--out", data_root, "--models", str(args.models),
+                                "--instances", str(args.instances), "--queries",
+                                str(args.queries), "--seed", str(args.seed)])
+    stage(3, "validate and summarise")
+    for sub in (REFERENCES_DIR, QUERIES_DIR):
+        dataset = open_dataset(posixpath.join(data_root, sub))
+        print(f"{sub}: {validate_dataset(dataset)} records valid")
+        print(format_summary(f"{sub} ({dataset.uri})", summarize(dataset)))
+    sheet = os.path.join(args.out, CONTACT_SHEET)
+    os.makedirs(args.out, exist_ok=True)
+    with open(sheet, "wb") as handle:
+        handle.write(open_store(data_root).read_bytes(CONTACT_SHEET))
+    print(f"contact sheet: {sheet}")
+    return data_root
 
-    from jobs.common import init_ray
-    from jobs.train_crisp import train
-    from shoematch.config import load_config
-    from shoematch.model_store import load_encoder
-    from shoematch.retrieval.evaluation import evaluate_encoder
-    from shoematch.retrieval.report_grid import write_top_matches_grid
-    from shoematch.training.crisp_config import CrispTrainConfig
 
-    stage("4/5 train CriSp (configs/crisp_tiny.yaml)")
-    init_ray()
-    overrides = [f"data.refdb={data_root}/{REFERENCES_DIR}",
-                 f"data.val_queries={data_root}/{QUERIES_DIR}",
-                 f"ray.storage_path={args.out}/ray", "ray.run_name=demo",
-                 f"mlflow.tracking_uri=sqlite:///{args.out}/mlflow.db",
-                 f"optim.steps={args.train_steps}", f"schedule.val_k={args.k}"]
-    outcome = train(load_config(CrispTrainConfig, "configs/crisp_tiny.yaml", overrides))
-    stage("5/5 evaluate on the held-out test queries")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_encoder(outcome.model_uri).model.to(device)
-    refs, queries = datasets[REFERENCES_DIR], datasets[QUERIES_DIR]
-    report = evaluate_encoder(model, refs, queries, device, split="test", k=args.k)
-    grid = posixpath.join(args.out, "top10.png")
-    write_top_matches_grid(grid, report, refs, queries)
-    k = args.k
-    print(f"\nmodel {outcome.model_uri}; gallery {report['gallery_models']} models")
-    print(f"{'queries':<22} {'n':>4} {f'hit@{k}':>7} {f'mAP@{k}':>7} {'hit@1':>6} {'top5%':>6}")
-    for name, block in [("all", report["overall"]), *report["groups"].items()]:
-        print(f"{name:<22} {block['queries']:>4} {block[f'hit@{k}']:>7.3f} "
-              f"{block[f'mAP@{k}']:>7.3f} {block['hit@1']:>6.3f} {block['top5%']:>6.3f}")
-    print(f"top-10 matches: {grid}")
+def train(jobs: Jobs, args: argparse.Namespace, data_root: str, base: str,
+          mlflow_url: str) -> str:
+    stage(4, f"train CriSp (configs/crisp_tiny.yaml, {args.steps} steps, 2 DDP workers)")
+    logs = jobs.run("jobs.train_crisp", [
+        "--config", "configs/crisp_tiny.yaml",
+        f"data.refdb={data_root}/{REFERENCES_DIR}", f"data.val_queries={data_root}/{QUERIES_DIR}",
+        f"ray.storage_path={base}/ray", "ray.run_name=demo", "ray.cpus_per_worker=1.5",
+        f"mlflow.tracking_uri={mlflow_url}", f"optim.steps={args.steps}",
+        f"schedule.val_k={args.k}"], timeout_s=1200)
+    found = re.findall(r"^model: (\S+)$", logs, flags=re.MULTILINE)
+    if not found:
+        raise ShoematchError("training finished without reporting its model URI")
+    print(f"registered model: {found[-1]} (MLflow {mlflow_url})")
+    return found[-1]
+
+
+def reindex(jobs: Jobs, data_root: str, model_uri: str, index: str) -> str:
+    stage(5, f"re-index the references → {index}")
+    try:
+        current = read_manifest(index)
+        if current.model_uri == model_uri:
+            print(f"reusing index version {current.version} (built with {model_uri})")
+            return index
+    except SearchIndexError:
+        pass
+    jobs.run("jobs.reindex", ["--model", model_uri, "--refdb",
+                              f"{data_root}/{REFERENCES_DIR}", "--out", index, "--shards", "2"])
+    return index
+
+
+def serve(jobs: Jobs, index: str) -> str:
+    from cluster.processes import free_port
+
+    port = free_port()
+    stage(6, f"serve the index with Ray Serve on 127.0.0.1:{port}")
+    jobs.run("jobs.serve_index", ["--index", index, "--slots", "2", "--port", str(port)],
+             timeout_s=300)
+    return f"http://127.0.0.1:{port}"
+
+
+def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
+    stage(7, f"send held-out crime-scene prints to {url}/v1/search")
+    queries = [r for r in open_dataset(f"{data_root}/{QUERIES_DIR}").iter_records()
+               if r["split"] == "test"][: args.http_queries]
+    refs = open_dataset(f"{data_root}/{REFERENCES_DIR}")
+    pictures = {r["instance_id"]: r["depth"] or r["print"]
+                for r in refs.iter_records(["instance_id", "depth", "print"])}
+    report, rankings, latencies = [], [], []
+    with httpx.Client(timeout=120) as client:
+        for record in queries:
+            start = time.perf_counter()
+            response = client.post(f"{url}/v1/search", data={"k": "100"}, files={
+                "print": record["print"], "mask": record["mask"]})
+            latency = (time.perf_counter() - start) * 1e3
+            if response.status_code != 200:
+                raise ShoematchError(f"search for {record['query_id']} failed: "
+                                     f"{response.status_code} {response.text[:300]}")
+            results = response.json()["results"]
+            rankings.append([r["model_id"] for r in results])
+            latencies.append(latency)
+            targets = list(record["targets"])
+            report.append(ReportQuery(
+                record["query_id"], record["category"], record["print"], record["mask"],
+                targets, latency,
+                [ReportMatch(r["model_id"], r["score"], pictures[r["instance_id"]],
+                             r["model_id"] in targets) for r in results[:5]]))
+    summary = summary_rows(queries, rankings, latencies, args.k)
+    print_table(summary, args.k)
+    path = os.path.join(args.out, "report.html")
+    with open(path, "w") as handle:
+        handle.write(render_report("shoematch demo: synthetic crime-scene prints over HTTP",
+                                   summary, report))
+    print(f"HTML report: {os.path.abspath(path)}")
+
+
+def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list[float],
+                 k: int) -> list[tuple[str, dict]]:
+    groups: dict[str, list[int]] = {"all": list(range(len(queries)))}
+    for i, record in enumerate(queries):
+        groups.setdefault(record["category"], []).append(i)
+    rows = []
+    for name, members in groups.items():
+        metrics = evaluate_rankings([rankings[i] for i in members],
+                                    [set(queries[i]["targets"]) for i in members], k)
+        ms = np.asarray([latencies[i] for i in members])
+        rows.append((name, {"queries": len(members), f"hit@{k}": f"{metrics[f'hit@{k}']:.3f}",
+                            f"mAP@{k}": f"{metrics[f'mAP@{k}']:.3f}",
+                            "p50 ms": f"{np.percentile(ms, 50):.0f}",
+                            "max ms": f"{ms.max():.0f}"}))
+    return rows
+
+
+def print_table(rows: list[tuple[str, dict]], k: int) -> None:
+    columns = list(rows[0][1])
+    print(f"\n{'queries':<12}" + "".join(f"{c:>10}" for c in columns))
+    for name, values in rows:
+        print(f"{name:<12}" + "".join(f"{values[c]!s:>10}" for c in columns))
 
 
 if __name__ == "__main__":
