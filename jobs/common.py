@@ -42,11 +42,28 @@ def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None
     log.info("started a local Ray instance (%s CPUs)", ray.cluster_resources().get("CPU"))
 
 
+def shoematch_cause(exc: BaseException) -> ShoematchError | None:
+    """The ShoematchError behind `exc`, also when Ray (tasks, Ray Data, Train) wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        inner = getattr(current, "cause", None)  # Ray's wrappers keep the original here
+        if isinstance(current, ShoematchError) and not isinstance(inner, BaseException):
+            return current
+        seen.add(id(current))
+        current = inner if isinstance(inner, BaseException) else (
+            current.__cause__ or current.__context__)
+    return None
+
+
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a job's main; shoematch errors print one clear line and exit 2 (no traceback)."""
     try:
         code = main(argv)
-    except ShoematchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        cause = shoematch_cause(exc)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)

@@ -8,11 +8,20 @@ import time
 from tests.conftest import REPO
 
 
-def submit(client, module: str, args: list[str], env: dict[str, str] | None = None) -> str:
-    return client.submit_job(
-        entrypoint=" ".join([sys.executable, "-m", module, *args]),
-        runtime_env={"working_dir": str(REPO), "env_vars": env or {}},
-    )
+def submit(client, module: str, args: list[str], env: dict[str, str] | None = None,
+           timeout_s: float = 90.0) -> str:
+    """Submit, retrying while the head's job agent is still starting (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.submit_job(
+                entrypoint=" ".join([sys.executable, "-m", module, *args]),
+                runtime_env={"working_dir": str(REPO), "env_vars": env or {}},
+            )
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def wait_job(client, job, timeout_s: float, until=None):

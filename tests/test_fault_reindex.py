@@ -41,7 +41,9 @@ def test_store_stopped_during_reindex_keeps_previous_version(tiny_refs, random_e
         status = wait_job(client, second, 400)
         logs = client.get_job_logs(second)
         assert status == JobStatus.FAILED, logs[-3000:]
-        assert "error:" in logs and "s3://fault" in logs, logs[-3000:]
+        errors = [line for line in logs.splitlines() if line.startswith("error: ")]
+        assert errors and "s3://fault" in errors[-1], logs[-6000:]
+        print(errors[-1])
     finally:
         store.stop()
     store = start_s3(data_dir, port=port, env=KEYS)  # the store comes back, data intact
