@@ -56,6 +56,7 @@ def train_loop(loop_config: dict) -> None:
     torch.manual_seed(config.optim.seed)
     data = training_shoes(open_dataset(config.data.refdb), config, vocabulary)
     net = build_model(config.model, vocabulary)
+    model = ray.train.torch.prepare_model(net)  # on its device before the optimizer state
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.optim.lr,
                                   weight_decay=config.optim.weight_decay)
     start = 0
@@ -66,7 +67,6 @@ def train_loop(loop_config: dict) -> None:
         start = int(state["step"])
         if rank == 0:
             print(f"resumed from checkpoint at step {start}", flush=True)
-    model = ray.train.torch.prepare_model(net)
     client = mlflow.MlflowClient(loop_config["tracking_uri"]) if rank == 0 else None
     run_id, steps = loop_config["run_id"], config.optim.steps
     window = {"start": time.monotonic(), "steps": 0}

@@ -61,6 +61,7 @@ def train_loop(loop_config: dict) -> None:
     data = load_part(open_dataset(config.data.refdb), config.data, "train",
                      config.model.input_size, config.model.channels, rank, world)
     net = DescriptorNet(**config.model.model_dump())
+    model = ray.train.torch.prepare_model(net)  # on its device before the optimizer state
     optimizer = make_optimizer(net, config.optim)
     start = 0
     state = resume_state(device)
@@ -70,7 +71,6 @@ def train_loop(loop_config: dict) -> None:
         start = int(state["step"])
         if rank == 0:
             print(f"resumed from checkpoint at step {start}", flush=True)
-    model = ray.train.torch.prepare_model(net)
     client = mlflow.MlflowClient(loop_config["tracking_uri"]) if rank == 0 else None
     run_id, steps = loop_config["run_id"], config.optim.steps
     window = {"start": time.monotonic(), "images": 0}

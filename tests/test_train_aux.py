@@ -79,6 +79,17 @@ def test_descriptor_training_via_job_submit(refdb, tmp_path, ray_head):
     scores = predictor.predict([np.zeros((192, 384), np.uint8)])[0]
     assert len(scores) == 17 and predictor.info["step"] == 4
 
+    # Re-submitting the run name with more steps resumes it: same MLflow run, a new version.
+    logs = submit(ray_head, "train_descriptors", [
+        "--config", "configs/descriptors_tiny.yaml", *common(refdb, tmp_path),
+        f"ray.storage_path={tmp_path}/ray", "ray.run_name=desc", "optim.steps=6",
+        "optim.frozen_steps=2", "optim.batch_size=4", "schedule.checkpoint_every=2",
+        "schedule.log_every=2", "schedule.gradcam_descriptors=0"])
+    assert "resumed from checkpoint at step 4" in logs
+    assert "model: models:/shoe-descriptors/2" in logs
+    assert only_run(tmp_path, "descriptors").data.metrics["final_step"] == 6
+    assert load_descriptor_model("models:/shoe-descriptors@current").info["step"] == 6
+
 
 def test_attribute_training_via_job_submit(refdb, tmp_path, ray_head):
     from shoematch.attributes.predict import load_attribute_model

@@ -62,10 +62,12 @@ class DescriptorPredictor:
         self.thresholds = thresholds
 
     def inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The model's uint8 [n, 3, h, w] inputs (three resampled channels per print)."""
+        if not len(images):
+            return np.zeros((0, 3, *self.config.input_size), np.uint8)
         return np.stack([resampled_channels(grey(image, f"image #{i}"), self.config.input_size,
                                             self.config.channels)
-                         for i, image in enumerate(images)]) if len(images) else \
-            np.zeros((0, 3, *self.config.input_size), np.uint8)
+                         for i, image in enumerate(images)])
 
     def predict(self, images: Sequence[np.ndarray],
                 codes: Iterable[str] | None = None) -> list[dict[str, float]]:
