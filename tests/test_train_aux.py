@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.test_train_crisp import wait_job
+from tests.ray_jobs import submit as submit_job
+from tests.ray_jobs import wait_job
 
 SYNTH = ["--models", "16", "--instances", "2", "--queries", "1", "--seed", "11", "--local"]
 
@@ -34,10 +35,8 @@ def submit(ray_head, job: str, args: list[str], timeout_s: float = 300) -> str:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(ray_head.url)
-    job_id = client.submit_job(
-        entrypoint=" ".join([sys.executable, "-m", f"jobs.{job}", *args]),
-        runtime_env={"working_dir": str(REPO),
-                     "env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}})
+    job_id = submit_job(client, f"jobs.{job}", args,
+                        env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"})
     status = wait_job(client, job_id, timeout_s)
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-4000:]
