@@ -50,8 +50,10 @@ def test_search_equals_reference_method(seed, visible, dtype):
     for k in (1, 10, 100):
         results = searcher.search(queries, k)
         for b in range(len(queries)):
-            assert [h.model for h in results[b]] == reference_ranking(cells, models,
-                                                                      queries[b], k)
+            expected = reference_ranking(cells, models, queries[b], k)
+            assert [h.model for h in results[b]] == expected
+            single = searcher.search(queries[b:b + 1], k)[0]  # the single-query kernel
+            assert [h.model for h in single] == expected
 
 
 def test_scan_bounds_hold():
@@ -60,11 +62,13 @@ def test_scan_bounds_hold():
     cells = unit_cells(rng, 500, cells=20, dim=32)
     queries = masked_queries(rng, 6, 20, 32, 0.5)
     searcher = ShardSearcher(cells, [str(i) for i in range(500)])
-    upper, _ = searcher.upper_bounds(queries)
+    estimate, bound, _ = searcher.score_bounds(queries)
+    single, single_bound, _ = searcher.score_bounds(queries[:1])  # the single-query kernel
     flat = cells.float().permute(1, 0, 2).reshape(500, -1)
-    exact = flat @ queries.reshape(6, -1).T
-    assert bool((upper >= exact).all())
-    assert float((upper - exact).mean()) < 0.5  # tight enough to prune
+    exact = (flat @ queries.reshape(6, -1).T).numpy()
+    assert (np.abs(exact - estimate) <= bound).all()
+    assert (np.abs(exact[:, :1] - single) <= single_bound).all()
+    assert float(bound.mean()) < 0.25  # tight enough to prune
 
 
 def test_quantized_queries_reconstruct():

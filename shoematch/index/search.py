@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from shoematch.index.quantize import quantize_cells, quantize_queries
+from shoematch.index.scan import scan_int8
 
 # Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
 ACCUMULATION_SLACK = 1e-4
@@ -64,25 +65,34 @@ class ShardSearcher:
     def grid_cells(self) -> int:
         return self.cells.shape[0]
 
-    def upper_bounds(self, queries: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-        """Upper bounds [n, B] of every reference's score for queries [B, S, C]."""
+    def score_bounds(self, queries: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Estimates [n, B] of every reference's score for queries [B, S, C], rigorous error
+        bounds [n, B] (|true − estimate| ≤ bound), and the cells any query can see."""
         quant = quantize_queries(queries)
         visible = (quant.norms > 0).any(dim=1).nonzero().flatten().tolist()
         count, batch = len(self), queries.shape[0]
-        totals = torch.zeros((count, 2 * batch), dtype=torch.int32)
-        for cell in visible:
-            totals += torch._int_mm(self.quantized.codes[cell], quant.codes[cell])
+        if batch == 1:
+            totals = torch.from_numpy(scan_int8(self.quantized.codes.numpy(), visible,
+                                                quant.codes.transpose(1, 2).numpy()))
+        else:
+            totals = torch.zeros((count, 2 * batch), dtype=torch.int32)
+            for cell in visible:
+                totals += torch._int_mm(self.quantized.codes[cell], quant.codes[cell])
         estimate = totals.float() * quant.scales
         estimate = (estimate[:, :batch] + estimate[:, batch:]) * self.quantized.scales[:, None]
         per_cell = quant.norms + quant.residual_norms  # [S, B]
         bound = self.quantized.errors @ per_cell + (quant.residual_norms.sum(0) * 1.001)
-        return estimate + bound + ACCUMULATION_SLACK, visible
+        return (estimate.numpy().astype(np.float64),
+                (bound + ACCUMULATION_SLACK).numpy().astype(np.float64), visible)
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:
-        """Exact float32 scores of `rows` for one query [S, C]."""
-        cells = self.cells.index_select(1, torch.as_tensor(rows))[visible].float()  # [V, m, C]
-        return torch.einsum("vmc,vc->m", cells, query[visible].float()).numpy()
+        """Exact float32 scores of `rows` for one query [S, C]: only visible cells are read."""
+        index = torch.as_tensor(rows)
+        total = torch.zeros(len(rows), dtype=torch.float32)
+        for cell in visible:
+            total += self.cells[cell].index_select(0, index).float() @ query[cell].float()
+        return total.numpy()
 
     def cell_scores(self, query: torch.Tensor, row: int) -> np.ndarray:
         """Per-cell similarity q_s · d_s [S] of one reference row: where the match comes from."""
@@ -97,41 +107,47 @@ class ShardSearcher:
                              f"{tuple(self.cells.shape)}")
         if len(self) == 0:
             return [[] for _ in range(queries.shape[0])]
-        upper, visible = self.upper_bounds(queries)
+        estimate, bound, visible = self.score_bounds(queries)
         if stats is not None:
             stats.scanned_cells += len(visible)
         results = []
         for b in range(queries.shape[0]):
-            bounds = upper[:, b].numpy().astype(np.float64)
+            upper, lower = estimate[:, b] + bound[:, b], estimate[:, b] - bound[:, b]
             mask = None if allowed is None else allowed[b]
             if mask is not None:
-                bounds = np.where(mask, bounds, -np.inf)
-            cells = [c for c in visible if float(queries[b, c].abs().sum()) > 0]
-            results.append(self._refine(queries[b], bounds, cells, k, stats))
+                upper = np.where(mask, upper, -np.inf)
+                lower = np.where(mask, lower, -np.inf)
+            cells = [c for c in visible if bool(queries[b, c].any())]
+            rows = self._candidates(upper, lower, k)
+            if stats is not None:
+                stats.exact_scored += len(rows)
+            exact = self.exact_scores(queries[b], rows, cells) if cells else \
+                np.zeros(len(rows), dtype=np.float32)
+            results.append(self._best_per_model(rows, exact, k))
         return results
 
-    def _refine(self, query: torch.Tensor, bounds: np.ndarray, visible: list[int], k: int,
-                stats: SearchStats | None) -> list[ShardHit]:
-        valid = int(np.isfinite(bounds).sum())
+    def _candidates(self, upper: np.ndarray, lower: np.ndarray, k: int) -> np.ndarray:
+        """References that can still be some model's best among the top k.
+
+        θ = the k-th largest lower bound over distinct models: k models surely score ≥ θ, so a
+        reference whose upper bound is below θ cannot make the top k.
+        """
+        valid = int(np.isfinite(upper).sum())
         if valid == 0:
-            return []
+            return np.empty(0, dtype=np.int64)
         take = min(valid, max(MIN_CANDIDATES, 4 * k))
         while True:
-            rows = np.argpartition(-bounds, take - 1)[:take] if take < len(bounds) else \
-                np.flatnonzero(np.isfinite(bounds))
-            exact = self.exact_scores(query, rows, visible) if visible else \
-                np.zeros(len(rows), dtype=np.float32)
-            hits = self._best_per_model(rows, exact, k)
+            top = np.argpartition(-lower, take - 1)[:take] if take < len(lower) else \
+                np.arange(len(lower))
+            top = top[np.argsort(-lower[top], kind="stable")]
+            top = top[np.isfinite(lower[top])]
+            _, first = np.unique(self.model_codes[top], return_index=True)
+            if len(first) >= k:
+                theta = lower[top[np.sort(first)[k - 1]]]
+                return np.flatnonzero(upper >= theta)
             if take >= valid:
-                break
-            rest = bounds.copy()
-            rest[rows] = -np.inf
-            if len(hits) >= k and hits[k - 1].score > rest.max():
-                break
+                return np.flatnonzero(np.isfinite(upper))
             take = min(valid, 2 * take)
-        if stats is not None:
-            stats.exact_scored += len(rows)
-        return hits
 
     def _best_per_model(self, rows: np.ndarray, exact: np.ndarray, k: int) -> list[ShardHit]:
         order = self.order[rows]
