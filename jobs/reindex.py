@@ -78,6 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "and read tasks always find a free CPU)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per encoder actor (local mode: all cores)")
+    parser.add_argument("--descriptor-model", help="fills descriptors of unlabelled references")
+    parser.add_argument("--attribute-model",
+                        help="fills attributes of unlabelled references and indexes "
+                             "catalogue-photo features for photo search")
     parser.add_argument("--local", action="store_true", help="encode in this process, no Ray")
     args = parser.parse_args(argv)
     if args.shards < 1:
@@ -90,6 +94,18 @@ def grid_of(encoder: LoadedEncoder, refdb: Dataset) -> tuple[tuple[int, int], in
     with torch.no_grad():
         out = encoder.model(torch.zeros(1, 2, refdb.canvas.height, refdb.canvas.width))
     return (int(out.shape[2]), int(out.shape[3])), int(out.shape[1])
+
+
+def check_label_models(args: argparse.Namespace) -> None:
+    """Load the optional label models once here, so a bad URI fails before cluster work."""
+    if args.descriptor_model:
+        from shoematch.descriptors.predict import load_descriptor_model
+
+        load_descriptor_model(args.descriptor_model)
+    if args.attribute_model:
+        from shoematch.attributes.predict import load_attribute_model
+
+        load_attribute_model(args.attribute_model)
 
 
 def wanted_digests(refdb: Dataset) -> dict[str, str]:
@@ -109,8 +125,10 @@ def encode_with_ray(args: argparse.Namespace, refdb: Dataset, version: str,
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     actors = args.actors or gpus or max(1, int(resources.get("CPU", 1)))
-    ds = ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs,
-                               num_cpus=0.25).select_columns(READ_COLUMNS)
+    # Blocks of one encoder batch each: a whole Parquet file in one block would go to one actor.
+    ds = (ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs, num_cpus=0.25)
+          .select_columns(READ_COLUMNS)
+          .repartition(target_num_rows_per_block=args.batch_size))
     if new_ids is not None:
         wanted = pa.array(sorted(new_ids))
         ds = ds.map_batches(lambda t: t.filter(pc.is_in(t["instance_id"], wanted)),
@@ -119,26 +137,28 @@ def encode_with_ray(args: argparse.Namespace, refdb: Dataset, version: str,
         EncodeBatch,
         fn_constructor_kwargs={"model_uri": args.model, "shards": args.shards,
                                "dtype": args.dtype, "device": "cuda" if gpus else "cpu",
-                               "threads": args.threads},
+                               "threads": args.threads,
+                               "descriptor_model": args.descriptor_model,
+                               "attribute_model": args.attribute_model},
         batch_size=args.batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0, num_cpus=args.actor_cpus,
-    ).materialize()
-    count = encoded.count()
-    if count == 0:
-        return [], 0, time.perf_counter() - started
-    written = encoded.groupby(SHARD).map_groups(
+    )
+    # One partition per index shard: each reduce task writes exactly one shard.
+    written = encoded.groupby(SHARD, num_partitions=args.shards).map_groups(
         write_group, fn_kwargs={"root": args.out, "version": version, "dtype": args.dtype},
         batch_format="pyarrow")
     entries = entries_from(written.iter_batches(batch_format="pyarrow", batch_size=None))
-    return entries, count, time.perf_counter() - started
+    return entries, sum(entry.rows for entry in entries), time.perf_counter() - started
 
 
 def encode_locally(args: argparse.Namespace, refdb: Dataset, version: str,
                    new_ids: set[str] | None) -> tuple[list, int, float]:
     """The same encoder and writer, one process, one batch at a time."""
     started = time.perf_counter()
-    encoder = EncodeBatch(args.model, args.shards, args.dtype)
+    encoder = EncodeBatch(args.model, args.shards, args.dtype,
+                          descriptor_model=args.descriptor_model,
+                          attribute_model=args.attribute_model)
     table = refdb.read_table(READ_COLUMNS)
     if new_ids is not None:
         table = table.filter(pa.array([iid in new_ids for iid in
@@ -163,11 +183,14 @@ def plan(args: argparse.Namespace, store: Store, refdb: Dataset,
         raise SearchIndexError(f"{args.out}: no current index to update; run without "
                                "--incremental first")
     previous = read_manifest(store, current)
-    if previous.model_uri != encoder.uri or previous.dtype != args.dtype:
+    built = (previous.model_uri, previous.dtype, previous.descriptor_model,
+             previous.attribute_model)
+    wanted = (encoder.uri, args.dtype, args.descriptor_model, args.attribute_model)
+    if built != wanted:
         raise SearchIndexError(
-            f"{args.out}: current version {current} was built with model {previous.model_uri} "
-            f"({previous.dtype}); --incremental needs the same model and dtype "
-            f"(got {encoder.uri}, {args.dtype}); run a full re-index instead")
+            f"{args.out}: current version {current} was built with (model, dtype, descriptor "
+            f"model, attribute model) = {built}; --incremental needs the same, got {wanted}; "
+            "run a full re-index instead")
     return previous, plan_incremental(store, previous.shards, wanted_digests(refdb))
 
 
@@ -178,6 +201,7 @@ def reindex(args: argparse.Namespace) -> ReindexResult:
     store = open_store(args.out)
     store.check()
     grid, dim = grid_of(encoder, refdb)
+    check_label_models(args)
     previous, update = plan(args, store, refdb, encoder)
     version = new_version_id()
     log.info("re-indexing %s (%d references) with %s into %s version %s%s", refdb.uri,
@@ -194,7 +218,7 @@ def reindex(args: argparse.Namespace) -> ReindexResult:
                                             args.dtype))
         manifest = build_manifest(store, version, encoder, refdb, grid, dim, args.dtype,
                                   shards, previous.version if previous else None,
-                                  bool(update))
+                                  bool(update), args.descriptor_model, args.attribute_model)
         publish(store, manifest)
     except BaseException:
         _discard(store, version)

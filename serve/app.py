@@ -9,6 +9,7 @@ from ray.serve import Application
 
 from serve.encoder import QueryEncoder
 from serve.gateway import Gateway
+from serve.labels import LabelModels
 from serve.settings import ServeSettings
 from serve.shard import IndexShard
 
@@ -37,6 +38,9 @@ def build_app(args: dict) -> Application:
         name=f"IndexShard{slot}",
         ray_actor_options={"num_cpus": settings.shard_cpus, "runtime_env": runtime_env},
     ).bind(body, slot) for slot in range(settings.slots)]
+    labels = LabelModels.options(
+        ray_actor_options={"num_cpus": settings.labels_cpus, "runtime_env": runtime_env},
+    ).bind()
     return Gateway.options(
         ray_actor_options={"num_cpus": settings.gateway_cpus, "runtime_env": runtime_env},
-    ).bind(encoder, shards, body)
+    ).bind(encoder, shards, labels, body)

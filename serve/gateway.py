@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from serve.settings import ServeSettings
-from serve.uploads import decode_mask, decode_print
+from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
 from shoematch.errors import QueryError, SearchIndexError, ShoematchError
 from shoematch.index.filters import parse_filters
 from shoematch.index.layout import IndexManifest, read_current, read_manifest
@@ -82,11 +82,12 @@ def _public(match: Match) -> dict:
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress(api)
 class Gateway:
-    def __init__(self, encoder, shards: list, settings: dict) -> None:
+    def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
         api.state.settings = self.settings
         self.encoder = encoder
         self.shards = shards
+        self.labels = labels
         self.manifests: dict[str, IndexManifest] = {}
         self.inflight: Counter[str] = Counter()
         self.reload_lock = asyncio.Lock()
@@ -172,6 +173,65 @@ class Gateway:
             log.info("serving index version %s (was %s)", target, previous)
             return {"index_version": target, "previous_version": previous, "changed": True}
 
+    def _label_model(self, kind: str) -> str:
+        """The descriptor or attribute model: from the settings, else the index's."""
+        manifest = self.manifests.get(self.version) if self.version else None
+        uri = getattr(self.settings, f"{kind}_model") or (
+            getattr(manifest, f"{kind}_model") if manifest else None)
+        if not uri:
+            raise SearchIndexError(f"no {kind} model: the index was built without "
+                                   f"--{kind}-model and the service names none")
+        return uri
+
+    async def _merged(self, method: str, version: str, payload, k: int, filters: dict
+                      ) -> list[Match]:
+        self.inflight[version] += 1
+        try:
+            answers = await asyncio.gather(*(
+                self._ask(slot, method, version, payload, k, [filters])
+                for slot in range(len(self.shards))))
+        finally:
+            self.inflight[version] -= 1
+        return merge_top_k(([Match(**hit) for hit in answer["hits"][0]]
+                            for answer in answers), k)
+
+    @api.post("/v1/descriptors")
+    async def descriptors(self, print_image: Annotated[UploadFile, File(alias="print")]) -> dict:
+        """NFRC descriptor scores (and labels above each descriptor's threshold) of a print."""
+        image = decode_any_print(await _read_upload(print_image, "print",
+                                                    self.settings.max_upload_bytes))
+        return await self.labels.descriptors.remote(self._label_model("descriptor"), image)
+
+    @api.post("/v1/attributes")
+    async def attributes(self, photo: Annotated[UploadFile, File()]) -> dict:
+        """Attribute values (brand, category, …) with scores for a sole photo."""
+        image = decode_photo(await _read_upload(photo, "photo", self.settings.max_upload_bytes))
+        return await self.labels.attributes.remote(self._label_model("attribute"), image)
+
+    @api.post("/v1/search/photo")
+    async def search_photo(self, photo: Annotated[UploadFile, File()],
+                           k: Annotated[int, Form()] = 100,
+                           filters: Annotated[str | None, Form()] = None) -> dict:
+        """Shoe models whose catalogue photos best match a sole photo (e.g. a detainee's)."""
+        started = time.perf_counter()
+        manifest = self._manifest()
+        if not manifest.photo_dim:
+            raise SearchIndexError(f"index version {manifest.version} has no catalogue-photo "
+                                   "features (re-index with --attribute-model)")
+        if not 1 <= k <= self.settings.max_k:
+            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        parsed = parse_filters(filters, set(manifest.attribute_values))
+        image = decode_photo(await _read_upload(photo, "photo", self.settings.max_upload_bytes))
+        model = self._label_model("attribute")
+        features = await self.labels.photo_features.remote(model, image)
+        matches = await self._merged("search_photo", manifest.version, features[None], k,
+                                     parsed.model_dump())
+        return {"index_version": manifest.version, "model_uri": model,
+                "k": k, "filters": parsed.model_dump(),
+                "results": [{"rank": rank, "model_id": m.model, **_public(m)}
+                            for rank, m in enumerate(matches, start=1)],
+                "timings_ms": {"total": round((time.perf_counter() - started) * 1e3, 2)}}
+
     @api.post("/v1/search")
     async def search(self, print_image: Annotated[UploadFile, File(alias="print")],
                      mask: Annotated[UploadFile | None, File()] = None,
@@ -191,15 +251,7 @@ class Gateway:
         cells, visible_cells = await self.encoder.encode.remote(
             (self.settings.model or manifest.model_uri, image, visible))
         encoded = time.perf_counter()
-        self.inflight[version] += 1
-        try:
-            answers = await asyncio.gather(*(
-                self._ask(slot, "search", version, cells[None], k, [parsed.model_dump()])
-                for slot in range(len(self.shards))))
-        finally:
-            self.inflight[version] -= 1
-        matches = merge_top_k(([Match(**hit) for hit in answer["hits"][0]]
-                               for answer in answers), k)
+        matches = await self._merged("search", version, cells[None], k, parsed.model_dump())
         done = time.perf_counter()
         return {
             "index_version": version,

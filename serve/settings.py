@@ -11,6 +11,10 @@ class ServeSettings(StrictModel):
     index: str = Field(description="index root (dir or s3://); its CURRENT version is served")
     slots: int = Field(2, ge=1, description="shard deployments; index shard i → slot i mod slots")
     model: str | None = Field(None, description="query encoder; default: the index's model")
+    descriptor_model: str | None = Field(
+        None, description="for /v1/descriptors; default: the one the index was built with")
+    attribute_model: str | None = Field(
+        None, description="for /v1/attributes and /v1/search/photo; default: the index's")
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_k: int = Field(1000, ge=1)
     encoder_min_replicas: int = Field(1, ge=1)
@@ -20,6 +24,7 @@ class ServeSettings(StrictModel):
     encoder_cpus: float = Field(0.5, gt=0)
     shard_cpus: float = Field(0.5, gt=0)
     gateway_cpus: float = Field(0.25, gt=0)
+    labels_cpus: float = Field(0.1, gt=0, description="descriptor/attribute model replica")
     shard_threads: int = Field(1, ge=1, description="torch threads per shard replica")
     shard_timeout_s: float = Field(30.0, gt=0, description="per-shard answer deadline")
     token_env: str = Field("SHOEMATCH_API_TOKEN",

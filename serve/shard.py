@@ -68,6 +68,14 @@ class IndexShard:
                 "hits": [[m.to_dict() for m in per_query] for per_query in matches],
                 "exact_scored": stats.exact_scored}
 
+    async def search_photo(self, version: str, features: np.ndarray, k: int,
+                           filters: list[dict]) -> dict:
+        index = await self._index(version)
+        parsed = [SearchFilters.model_validate(f) for f in filters]
+        matches = await asyncio.to_thread(index.search_photos, features, k, parsed)
+        return {"slot": self.slot, "version": version,
+                "hits": [[m.to_dict() for m in per_query] for per_query in matches]}
+
     async def info(self) -> dict:
         return {"slot": self.slot, "versions": {
             v: {"shards": [s.entry.id for s in index.shards],

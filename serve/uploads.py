@@ -21,6 +21,22 @@ def decode_print(data: bytes, canvas: tuple[int, int]) -> np.ndarray:
     return image
 
 
+def decode_photo(data: bytes) -> np.ndarray:
+    """uint8 [H, W, 3] sole photo (any size; the models resize it)."""
+    try:
+        return decode_image(data, "photo", "RGB")
+    except ImageError as exc:
+        raise QueryError(str(exc)) from exc
+
+
+def decode_any_print(data: bytes) -> np.ndarray:
+    """uint8 [H, W] print of any size (the descriptor model keeps its aspect ratio)."""
+    try:
+        return decode_image(data, "print")
+    except ImageError as exc:
+        raise QueryError(str(exc)) from exc
+
+
 def decode_mask(data: bytes | None, print_image: np.ndarray) -> np.ndarray:
     """bool [H, W] visible region: the uploaded mask (255 = visible) or the print's ink."""
     if data is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from shoematch.data.images import decode_image
 from shoematch.index.encoding import reference_cells
 from shoematch.index.layout import ShardEntry
 from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
@@ -21,9 +22,10 @@ from shoematch.model_store import load_encoder
 from shoematch.retrieval.encode import reference_input
 from shoematch.storage import Store, open_store
 
-READ_COLUMNS = ["instance_id", "model_id", "pattern_id", "depth", "print", "descriptors",
-                "attributes"]
+READ_COLUMNS = ["instance_id", "model_id", "pattern_id", "depth", "print", "photo",
+                "descriptors", "attributes"]
 EMBEDDING = "embedding"
+PHOTO_EMBEDDING = "photo_embedding"
 SHARD = "shard"
 
 
@@ -37,21 +39,75 @@ def shard_of(model_id: str, shards: int) -> int:
     return int.from_bytes(hashlib.sha1(model_id.encode()).digest()[:4], "big") % shards
 
 
-def label_source(values) -> str:
-    return "label" if values else "none"
+def _pairs(attributes) -> list[tuple[str, str]]:
+    if isinstance(attributes, dict):
+        return list(attributes.items())
+    return [tuple(pair) for pair in attributes or []]
 
 
 class EncodeBatch:
-    """Encoder actor: decode inputs, compute per-cell-normalised cells, keep the metadata."""
+    """Encoder actor: decode inputs, compute per-cell-normalised cells, keep the metadata.
+
+    With label models it also fills descriptors / attributes of references that have none
+    (given labels win; the source column says which) and computes catalogue-photo features
+    for photo search.
+    """
 
     def __init__(self, model_uri: str, shards: int, dtype: str, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, descriptor_model: str | None = None,
+                 attribute_model: str | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.model = load_encoder(model_uri).model.to(self.device).eval()
         self.shards = shards
         self.dtype = DTYPES[dtype]
+        self.descriptors = self.attributes = None
+        if descriptor_model:
+            from shoematch.descriptors.predict import load_descriptor_model
+
+            self.descriptors = load_descriptor_model(descriptor_model)
+        if attribute_model:
+            from shoematch.attributes.predict import load_attribute_model
+
+            self.attributes = load_attribute_model(attribute_model)
+
+    def _labels(self, records: list[dict]) -> list[dict]:
+        rows = [{
+            "instance_id": r["instance_id"], "model_id": r["model_id"],
+            "pattern_id": r["pattern_id"], "descriptors": list(r.get("descriptors") or []),
+            "attributes": _pairs(r.get("attributes")),
+            "descriptor_source": "label" if r.get("descriptors") else "none",
+            "attribute_source": "label" if r.get("attributes") else "none",
+            "input_digest": input_digest(r.get("depth"), r.get("print")),
+        } for r in records]
+        missing = [i for i, row in enumerate(rows) if not row["descriptors"]]
+        if self.descriptors is not None and missing:
+            prints = [decode_image(records[i]["print"], records[i]["instance_id"])
+                      for i in missing]
+            for i, codes in zip(missing, self.descriptors.labels(prints), strict=True):
+                rows[i]["descriptors"], rows[i]["descriptor_source"] = codes, "predicted"
+        missing = [i for i, row in enumerate(rows)
+                   if not row["attributes"] and records[i].get("photo")]
+        if self.attributes is not None and missing:
+            photos = [decode_image(records[i]["photo"], records[i]["instance_id"], "RGB")
+                      for i in missing]
+            for i, values in zip(missing, self.attributes.predict(photos), strict=True):
+                rows[i]["attributes"] = [(name, value) for name, (value, _) in values.items()]
+                rows[i]["attribute_source"] = "predicted"
+        return rows
+
+    def _photo_features(self, records: list[dict]) -> list[bytes | None]:
+        """float16 features of each reference's catalogue photo (None without a photo)."""
+        have = [i for i, r in enumerate(records) if r.get("photo")]
+        out: list[bytes | None] = [None] * len(records)
+        if self.attributes is None or not have:
+            return out
+        photos = [decode_image(records[i]["photo"], records[i]["instance_id"], "RGB")
+                  for i in have]
+        for i, feature in zip(have, self.attributes.embed(photos), strict=True):
+            out[i] = feature.astype(np.float16).tobytes()
+        return out
 
     def __call__(self, table: pa.Table) -> pa.Table:
         records = table.to_pylist()
@@ -59,20 +115,13 @@ class EncodeBatch:
             return pa.table({})
         inputs = torch.cat([reference_input(r) for r in records]).to(self.device)
         cells = reference_cells(self.model, inputs).cpu().numpy().astype(self.dtype)
-        rows = [{
-            "instance_id": r["instance_id"], "model_id": r["model_id"],
-            "pattern_id": r["pattern_id"], "descriptors": r.get("descriptors") or [],
-            "attributes": list((r.get("attributes") or {}).items())
-            if isinstance(r.get("attributes"), dict) else (r.get("attributes") or []),
-            "descriptor_source": label_source(r.get("descriptors")),
-            "attribute_source": label_source(r.get("attributes")),
-            "input_digest": input_digest(r.get("depth"), r.get("print")),
-        } for r in records]
-        out = pa.Table.from_pylist(rows, schema=METADATA_SCHEMA)
+        out = pa.Table.from_pylist(self._labels(records), schema=METADATA_SCHEMA)
         out = out.append_column(EMBEDDING, pa.array([c.tobytes() for c in cells], pa.binary()))
+        out = out.append_column(PHOTO_EMBEDDING, pa.array(self._photo_features(records),
+                                                          pa.binary()))
         out = out.append_column(SHARD, pa.array([shard_of(r["model_id"], self.shards)
                                                  for r in records], pa.int32()))
-        return out.append_column("cells_shape", pa.array([list(cells.shape[1:])] * len(rows),
+        return out.append_column("cells_shape", pa.array([list(cells.shape[1:])] * len(records),
                                                          pa.list_(pa.int32())))
 
 
@@ -84,8 +133,21 @@ def write_group(table: pa.Table, root: str, version: str, dtype: str) -> pa.Tabl
     flat = b"".join(v.as_py() for v in table.column(EMBEDDING))
     cells = np.frombuffer(flat, dtype=DTYPES[dtype]).reshape(-1, *cells_shape)
     entry = write_shard(open_store(root), f"{version}-{shard:04d}", cells,
-                        table.select(METADATA_SCHEMA.names), dtype)
+                        table.select(METADATA_SCHEMA.names), dtype,
+                        photo_matrix(table.column(PHOTO_EMBEDDING).to_pylist()))
     return pa.table({"entry": [entry.model_dump_json()]})
+
+
+def photo_matrix(features: list[bytes | None]) -> np.ndarray | None:
+    """[n, D] float16 photo features (zero rows for references without a photo), or None."""
+    present = [np.frombuffer(f, dtype=np.float16) for f in features if f]
+    if not present:
+        return None
+    matrix = np.zeros((len(features), len(present[0])), dtype=np.float16)
+    for i, feature in enumerate(features):
+        if feature:
+            matrix[i] = np.frombuffer(feature, dtype=np.float16)
+    return matrix
 
 
 def entries_from(tables: Iterable[pa.Table]) -> list[ShardEntry]:
@@ -135,7 +197,8 @@ def rewrite_shard(store: Store, entry: ShardEntry, rows: list[int], shard_id: st
     """Copy the kept rows of an old shard into a new one (no re-encoding)."""
     data = read_shard(store, entry)
     cells = np.ascontiguousarray(data.cells[:, rows].transpose(1, 0, 2))
-    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype)
+    photos = None if data.photos is None else data.photos[rows]
+    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype, photos)
 
 
 def summarize_labels(tables: Iterable[pa.Table]) -> tuple[dict, dict]:

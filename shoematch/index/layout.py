@@ -25,6 +25,7 @@ from shoematch.storage import Store, open_store
 POINTER = "CURRENT"
 FORMAT_VERSION = 1
 EMBEDDINGS_FILE = "embeddings.npy"
+PHOTOS_FILE = "photos.npy"  # catalogue-photo features [n, D] (with an attribute model)
 METADATA_FILE = "metadata.parquet"
 
 
@@ -36,6 +37,7 @@ class ShardEntry(StrictModel):
     embeddings_sha256: str
     metadata_sha256: str
     bytes: int
+    photos_sha256: str | None = None
 
 
 class IndexManifest(StrictModel):
@@ -53,6 +55,9 @@ class IndexManifest(StrictModel):
     refdb: str
     refdb_digest: str
     previous_version: str | None = None
+    descriptor_model: str | None = None  # filled descriptors of unlabelled references
+    attribute_model: str | None = None  # filled attributes; catalogue-photo features
+    photo_dim: int = 0
     incremental: bool = False
     shards: list[ShardEntry]
     counts: dict[str, int] = Field(default_factory=dict)  # references, models, shards, …

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import time
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from shoematch.data.dataset import Dataset
 from shoematch.index.build import summarize_labels
-from shoematch.index.layout import METADATA_FILE, IndexManifest, ShardEntry
+from shoematch.index.layout import METADATA_FILE, PHOTOS_FILE, IndexManifest, ShardEntry
 from shoematch.model_store import LoadedEncoder
 from shoematch.storage import Store
 
 
 def build_manifest(store: Store, version: str, encoder: LoadedEncoder, refdb: Dataset,
                    grid: tuple[int, int], dim: int, dtype: str, shards: list[ShardEntry],
-                   previous: str | None, incremental: bool) -> IndexManifest:
+                   previous: str | None, incremental: bool, descriptor_model: str | None,
+                   attribute_model: str | None) -> IndexManifest:
     metas = [pq.read_table(store.path(f"{e.path}/{METADATA_FILE}"), filesystem=store.fs,
                            columns=["model_id", "attributes", "descriptor_source",
                                     "attribute_source"]) for e in shards]
@@ -27,7 +30,23 @@ def build_manifest(store: Store, version: str, encoder: LoadedEncoder, refdb: Da
         canvas={"height": refdb.canvas.height, "width": refdb.canvas.width},
         grid=grid, dim=dim, dtype=dtype, refdb=refdb.uri, refdb_digest=refdb.manifest.digest(),
         previous_version=previous, incremental=incremental, shards=shards,
+        descriptor_model=descriptor_model, attribute_model=attribute_model,
+        photo_dim=photo_dim(store, shards),
         counts={"references": sum(e.rows for e in shards), "models": len(models),
                 "shards": len(shards)},
         attribute_values=attribute_values, label_sources=label_sources,
     )
+
+
+def photo_dim(store: Store, shards: list[ShardEntry]) -> int:
+    """Width of the catalogue-photo features (read from one .npy header), 0 without photos."""
+    for entry in shards:
+        if entry.photos_sha256:
+            with store.fs.open_input_stream(store.path(f"{entry.path}/{PHOTOS_FILE}")) as f:
+                header = io.BytesIO(f.read(256))
+            fmt = np.lib.format
+            version = fmt.read_magic(header)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape = read(header)[0]
+            return int(shape[1])
+    return 0

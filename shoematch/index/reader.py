@@ -16,7 +16,7 @@ from shoematch.errors import QueryError, SearchIndexError
 from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
 from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
-from shoematch.index.search import SearchStats, ShardSearcher
+from shoematch.index.search import PhotoSearcher, SearchStats, ShardSearcher
 from shoematch.index.shard_io import read_shard
 from shoematch.log import get_logger
 from shoematch.storage import Store, open_store
@@ -57,6 +57,7 @@ class LoadedShard:
                          "descriptor_source", "attribute_source")}
         self.searcher = ShardSearcher(data.cells, meta.column("model_id").to_pylist(),
                                       order_offset)
+        self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
 
     def search(self, queries: torch.Tensor, k: int, filters: Sequence[SearchFilters],
@@ -67,9 +68,18 @@ class LoadedShard:
         return [[self._match(queries[b], hit) for hit in shard_hits]
                 for b, shard_hits in enumerate(hits)]
 
-    def _match(self, query: torch.Tensor, hit) -> Match:
+    def search_photos(self, features: torch.Tensor, k: int,
+                      filters: Sequence[SearchFilters]) -> list[list[Match]]:
+        if self.photos is None:
+            return [[] for _ in range(features.shape[0])]
+        allowed = [self.filters.mask(f) for f in filters]
+        hits = self.photos.search(features, k, allowed)
+        return [[self._match(None, hit) for hit in shard_hits] for shard_hits in hits]
+
+    def _match(self, query: torch.Tensor | None, hit) -> Match:
         row = hit.row
-        cells = self.searcher.cell_scores(query, row).reshape(self.grid)
+        cells = np.zeros(self.grid) if query is None else \
+            self.searcher.cell_scores(query, row).reshape(self.grid)
         return Match(
             model=hit.model, score=hit.score, order=hit.order,
             instance_id=self.columns["instance_id"][row],
@@ -152,4 +162,21 @@ class SearchIndex:
         if filters is None or isinstance(filters, SearchFilters):
             filters = [filters or SearchFilters()] * batch
         per_shard = [shard.search(queries, k, filters, stats) for shard in self.shards]
+        return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]
+
+    def search_photos(self, features: np.ndarray | torch.Tensor, k: int,
+                      filters: Sequence[SearchFilters] | SearchFilters | None = None
+                      ) -> list[list[Match]]:
+        """Top-`k` unique models per sole-photo feature [B, D] against catalogue photos."""
+        if not self.manifest.photo_dim:
+            raise SearchIndexError(f"index {self.root} version {self.version} has no catalogue-"
+                                   "photo features (re-index with --attribute-model)")
+        features = torch.from_numpy(np.array(features, dtype=np.float32)) \
+            if isinstance(features, np.ndarray) else features.float()
+        if not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        batch = features.shape[0]
+        if filters is None or isinstance(filters, SearchFilters):
+            filters = [filters or SearchFilters()] * batch
+        per_shard = [shard.search_photos(features, k, filters) for shard in self.shards]
         return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]

@@ -150,10 +150,39 @@ class ShardSearcher:
             take = min(valid, 2 * take)
 
     def _best_per_model(self, rows: np.ndarray, exact: np.ndarray, k: int) -> list[ShardHit]:
-        order = self.order[rows]
-        ranked = np.lexsort((order, -exact.astype(np.float64)))
-        models = self.model_codes[rows[ranked]]
-        _, first = np.unique(models, return_index=True)
-        keep = ranked[np.sort(first)][:k]
-        return [ShardHit(str(self.model_names[self.model_codes[rows[i]]]), float(exact[i]),
-                         int(rows[i]), int(order[i])) for i in keep]
+        return best_per_model(rows, exact, self.model_codes, self.model_names, self.order, k)
+
+
+def best_per_model(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
+                   model_names: np.ndarray, order: np.ndarray, k: int) -> list[ShardHit]:
+    """The first `k` unique models of `rows` by descending score (ties: lower order)."""
+    ranked = np.lexsort((order[rows], -scores.astype(np.float64)))
+    _, first = np.unique(model_codes[rows[ranked]], return_index=True)
+    keep = ranked[np.sort(first)][:k]
+    return [ShardHit(str(model_names[model_codes[rows[i]]]), float(scores[i]), int(rows[i]),
+                     int(order[rows[i]])) for i in keep]
+
+
+class PhotoSearcher:
+    """Catalogue-photo features of one shard: cosine (dot product of unit features) search."""
+
+    def __init__(self, photos: np.ndarray, shard: ShardSearcher) -> None:
+        self.photos = torch.from_numpy(np.asarray(photos, dtype=np.float16))
+        self.shard = shard
+
+    def search(self, features: torch.Tensor, k: int,
+               allowed: Sequence[np.ndarray | None] | None = None) -> list[list[ShardHit]]:
+        """Top-`k` unique models per query feature [B, D] (exact: photos are few and small)."""
+        if features.shape[1] != self.photos.shape[1]:
+            raise ValueError(f"photo features of {features.shape[1]} values do not fit the "
+                             f"index's {self.photos.shape[1]}")
+        scores = (self.photos.float() @ features.float().T).numpy()  # [n, B]
+        has_photo = self.photos.abs().sum(1).numpy() > 0
+        results = []
+        for b in range(features.shape[0]):
+            keep = has_photo if allowed is None or allowed[b] is None else \
+                has_photo & allowed[b]
+            rows = np.flatnonzero(keep)
+            results.append(best_per_model(rows, scores[rows, b], self.shard.model_codes,
+                                          self.shard.model_names, self.shard.order, k))
+        return results

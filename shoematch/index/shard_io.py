@@ -12,7 +12,13 @@ import pyarrow.parquet as pq
 
 from shoematch.data.dataset import table_to_parquet_bytes
 from shoematch.errors import SearchIndexError
-from shoematch.index.layout import EMBEDDINGS_FILE, METADATA_FILE, ShardEntry, shard_dir
+from shoematch.index.layout import (
+    EMBEDDINGS_FILE,
+    METADATA_FILE,
+    PHOTOS_FILE,
+    ShardEntry,
+    shard_dir,
+)
 from shoematch.storage import Store
 
 METADATA_SCHEMA = pa.schema([
@@ -32,29 +38,37 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 class ShardData:
     cells: np.ndarray  # [S, n, C]
     metadata: pa.Table
+    photos: np.ndarray | None = None  # [n, D] catalogue-photo features
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Table,
-                dtype: str) -> ShardEntry:
+                dtype: str, photos: np.ndarray | None = None) -> ShardEntry:
     """Write `cells` [n, S, C] (reference-major, as encoded) cell-major, and its metadata."""
     if cells.ndim != 3 or cells.shape[0] != metadata.num_rows:
         raise SearchIndexError(f"shard {shard_id}: {cells.shape} embeddings for "
                                f"{metadata.num_rows} metadata rows")
-    array = np.ascontiguousarray(cells.astype(DTYPES[dtype]).transpose(1, 0, 2))
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    embeddings = buffer.getvalue()
+    embeddings = _npy(np.ascontiguousarray(cells.astype(DTYPES[dtype]).transpose(1, 0, 2)))
     meta_bytes = table_to_parquet_bytes(metadata.select(METADATA_SCHEMA.names)
                                         .cast(METADATA_SCHEMA))
     base = shard_dir(shard_id)
     store.write_bytes(f"{base}/{EMBEDDINGS_FILE}", embeddings)
     store.write_bytes(f"{base}/{METADATA_FILE}", meta_bytes)
+    photo_bytes = None if photos is None else _npy(photos.astype(np.float16))
+    if photo_bytes is not None:
+        store.write_bytes(f"{base}/{PHOTOS_FILE}", photo_bytes)
     return ShardEntry(
         id=shard_id, path=base, rows=metadata.num_rows,
         models=len(set(metadata.column("model_id").to_pylist())),
         embeddings_sha256=hashlib.sha256(embeddings).hexdigest(),
         metadata_sha256=hashlib.sha256(meta_bytes).hexdigest(),
-        bytes=len(embeddings) + len(meta_bytes),
+        bytes=len(embeddings) + len(meta_bytes) + len(photo_bytes or b""),
+        photos_sha256=hashlib.sha256(photo_bytes).hexdigest() if photo_bytes else None,
     )
 
 
@@ -75,4 +89,8 @@ def read_shard(store: Store, entry: ShardEntry) -> ShardData:
     if cells.ndim != 3 or not cells.shape[1] == metadata.num_rows == entry.rows:
         raise SearchIndexError(f"shard {entry.id}: embeddings {cells.shape} do not match "
                                f"{metadata.num_rows} metadata rows")
-    return ShardData(cells, metadata)
+    photos = None
+    if entry.photos_sha256:
+        photos = np.load(io.BytesIO(_verified(store, f"{entry.path}/{PHOTOS_FILE}",
+                                              entry.photos_sha256)), allow_pickle=False)
+    return ShardData(cells, metadata, photos)
