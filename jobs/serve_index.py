@@ -4,7 +4,7 @@
 
 On a cluster (RAY_ADDRESS set, or submitted with `ray job submit`) the application is deployed
 and stays up after this exits; without a cluster, a local Ray instance serves until Ctrl-C.
-`--shutdown` removes the application instead.
+`--shutdown` shuts Serve down instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="other ServeSettings fields, e.g. max_upload_bytes=1000000")
     parser.add_argument("--wait-s", type=float, default=180.0, help="readiness deadline")
-    parser.add_argument("--shutdown", action="store_true", help="remove the application")
+    parser.add_argument("--shutdown", action="store_true",
+                        help="shut Serve down on the cluster (application and HTTP proxy)")
     args = parser.parse_args(argv)
     if not args.shutdown and not args.index:
         parser.error("--index is required")
@@ -61,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
 
     if args.shutdown:
-        serve.delete(APP_NAME)
-        print(f"application {APP_NAME} removed")
+        serve.shutdown()  # the application and Serve's HTTP proxy, so the port is free again
+        print("Serve shut down")
         return 0
     from serve.app import build_app
 
