@@ -6,6 +6,7 @@ Ray workers (which run elsewhere) log to the same store as the driver.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from typing import Any
@@ -14,6 +15,7 @@ from shoematch.log import get_logger
 
 log = get_logger(__name__)
 RUN_NAME_TAG = "shoematch.run_name"
+CONTENT_TAG = "shoematch.content_sha256"
 
 
 def absolute_tracking_uri(uri: str) -> str:
@@ -72,10 +74,11 @@ def git_commit() -> str:
 
 def log_and_register(run_id: str, local_dir: str, artifact_path: str,
                      registered_model: str | None) -> str | None:
-    """Log a saved encoder directory to the run and register it; returns the model URI.
+    """Log a saved model directory to the run and register it; returns the model URI.
 
     Uses a plain model version whose source is the logged artifact directory, so loading needs
-    only our (weights, config) files, never unpickled code.
+    only our (weights, config) files, never unpickled code. Registering the same content from
+    the same run again (a finished run re-submitted) returns the existing version.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -90,6 +93,22 @@ def log_and_register(run_id: str, local_dir: str, artifact_path: str,
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise  # already registered is fine: we add a version
-    version = client.create_model_version(registered_model, source=source, run_id=run_id)
+    digest = directory_digest(local_dir)
+    same = [v for v in client.search_model_versions(f"name='{registered_model}'")
+            if v.run_id == run_id and v.tags.get(CONTENT_TAG) == digest]
+    version = same[0] if same else client.create_model_version(
+        registered_model, source=source, run_id=run_id, tags={CONTENT_TAG: digest})
     client.set_registered_model_alias(registered_model, "current", version.version)
     return f"models:/{registered_model}/{version.version}"
+
+
+def directory_digest(directory: str) -> str:
+    """sha256 over the relative paths and bytes of every file below `directory`."""
+    digest = hashlib.sha256()
+    for root, _dirs, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, directory).encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
