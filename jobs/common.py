@@ -42,6 +42,20 @@ def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None
     log.info("started a local Ray instance (%s CPUs)", ray.cluster_resources().get("CPU"))
 
 
+def submit_job(client, entrypoint: str, runtime_env: dict, timeout_s: float = 90.0) -> str:
+    """Submit through the Jobs API, retrying (bounded) while the head's job agent starts."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def shoematch_cause(exc: BaseException) -> ShoematchError | None:
     """The ShoematchError behind `exc`, also when Ray (tasks, Ray Data, Train) wrapped it."""
     seen: set[int] = set()

@@ -25,7 +25,7 @@ import time
 import httpx
 import numpy as np
 
-from jobs.common import run_main
+from jobs.common import run_main, submit_job
 from shoematch.data.dataset import open_dataset
 from shoematch.data.summary import format_summary, summarize, validate_dataset
 from shoematch.data.synth import SynthSpec
@@ -82,23 +82,11 @@ class Jobs:
         self.client = JobSubmissionClient(dashboard_url)
         self.env = env
 
-    def _submit(self, module: str, args: list[str], timeout_s: float = 90.0) -> str:
-        """Submit, retrying while the head's job agent is still starting (bounded)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.client.submit_job(
-                    entrypoint=" ".join(["python", "-m", module, *args]),
-                    runtime_env={"working_dir": REPO, "env_vars": self.env})
-            except RuntimeError as exc:
-                if "No available agent" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
-
     def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
         from ray.job_submission import JobStatus
 
-        job = self._submit(module, args)
+        job = submit_job(self.client, " ".join(["python", "-m", module, *args]),
+                         {"working_dir": REPO, "env_vars": self.env})
         shown, deadline = 0, time.monotonic() + timeout_s
         while True:
             status = self.client.get_job_status(job)

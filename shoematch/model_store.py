@@ -34,28 +34,34 @@ class LoadedEncoder:
     uri: str
 
 
+def write_saved_model(directory: str, model: torch.nn.Module, weights: str, config: str,
+                      meta: dict[str, Any]) -> None:
+    """Write a model's weights (state_dict, DDP unwrapped) and its JSON metadata into a local
+    directory (created if needed): the one saved-model format every model here uses."""
+    os.makedirs(directory, exist_ok=True)
+    module = getattr(model, "module", model)  # unwrap DDP
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()},
+               os.path.join(directory, weights))
+    with open(os.path.join(directory, config), "w") as handle:
+        json.dump(meta, handle, indent=2, sort_keys=True)
+
+
+def read_saved_model(uri: str, weights: str, config: str) -> tuple[dict[str, Any], dict]:
+    """(JSON metadata, state_dict) of a model saved by `write_saved_model`, from any MODEL_URI;
+    the weights are loaded as tensors only (`weights_only`), never as code."""
+    with model_files(uri, (weights, config)) as directory:
+        root = find_model_files(directory, uri, (weights, config))
+        with open(os.path.join(root, config)) as handle:
+            meta = json.load(handle)
+        state = torch.load(os.path.join(root, weights), map_location="cpu", weights_only=True)
+    return meta, state
+
+
 def save_encoder(directory: str, model: torch.nn.Module, config: CrispEncoderConfig,
                  info: dict[str, Any] | None = None) -> None:
     """Write weights and config into a local directory (created if needed)."""
-    os.makedirs(directory, exist_ok=True)
-    module = getattr(model, "module", model)  # unwrap DDP
-    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-    torch.save(state, os.path.join(directory, WEIGHTS))
-    with open(os.path.join(directory, CONFIG), "w") as handle:
-        json.dump({"config": config.model_dump(mode="json"), "info": info or {}}, handle,
-                  indent=2, sort_keys=True)
-
-
-def _load_dir(directory: str, uri: str) -> LoadedEncoder:
-    root = find_model_files(directory, uri, (WEIGHTS, CONFIG))
-    with open(os.path.join(root, CONFIG)) as handle:
-        meta = json.load(handle)
-    config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
-    model = CrispEncoder(**config.model_dump())
-    model.load_state_dict(torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
-                                     weights_only=True))
-    model.eval()
-    return LoadedEncoder(model, config, meta.get("info", {}), uri)
+    write_saved_model(directory, model, WEIGHTS, CONFIG,
+                      {"config": config.model_dump(mode="json"), "info": info or {}})
 
 
 @contextlib.contextmanager
@@ -97,5 +103,8 @@ def find_model_files(directory: str, uri: str, names: tuple[str, ...]) -> str:
 
 def load_encoder(uri: str) -> LoadedEncoder:
     """Load an encoder from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
-    with model_files(uri, (WEIGHTS, CONFIG)) as directory:
-        return _load_dir(directory, uri)
+    meta, state = read_saved_model(uri, WEIGHTS, CONFIG)
+    config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
+    model = CrispEncoder(**config.model_dump())
+    model.load_state_dict(state)
+    return LoadedEncoder(model.eval(), config, meta.get("info", {}), uri)

@@ -5,23 +5,13 @@ from __future__ import annotations
 import sys
 import time
 
+from jobs.common import submit_job
 from tests.conftest import REPO
 
 
-def submit(client, module: str, args: list[str], env: dict[str, str] | None = None,
-           timeout_s: float = 90.0) -> str:
-    """Submit, retrying while the head's job agent is still starting (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return client.submit_job(
-                entrypoint=" ".join([sys.executable, "-m", module, *args]),
-                runtime_env={"working_dir": str(REPO), "env_vars": env or {}},
-            )
-        except RuntimeError as exc:
-            if "No available agent" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(2)
+def submit(client, module: str, args: list[str], env: dict[str, str] | None = None) -> str:
+    return submit_job(client, " ".join([sys.executable, "-m", module, *args]),
+                      {"working_dir": str(REPO), "env_vars": env or {}})
 
 
 def wait_job(client, job, timeout_s: float, until=None):

@@ -8,8 +8,6 @@ and `attributes.json` (network config, attribute vocabulary, provenance).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +19,7 @@ from shoematch.attributes.model import AttributeNet, AttributeNetConfig
 from shoematch.attributes.training import embed
 from shoematch.errors import ImageError
 from shoematch.labels import check_attribute_filters, check_attribute_names
-from shoematch.model_store import find_model_files, model_files
+from shoematch.model_store import read_saved_model, write_saved_model
 
 WEIGHTS = "attributes.pt"
 CONFIG = "attributes.json"
@@ -30,14 +28,9 @@ CONFIG = "attributes.json"
 def save_attribute_model(directory: str, model: torch.nn.Module, config: AttributeNetConfig,
                          vocabulary: dict[str, list[str]],
                          info: dict[str, Any] | None = None) -> None:
-    os.makedirs(directory, exist_ok=True)
-    module = getattr(model, "module", model)  # unwrap DDP
-    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()},
-               os.path.join(directory, WEIGHTS))
-    meta = {"config": config.model_dump(mode="json") | {"pretrained": None},
-            "vocabulary": vocabulary, "info": info or {}}
-    with open(os.path.join(directory, CONFIG), "w") as handle:
-        json.dump(meta, handle, indent=2, sort_keys=True)
+    write_saved_model(directory, model, WEIGHTS, CONFIG, {
+        "config": config.model_dump(mode="json") | {"pretrained": None},
+        "vocabulary": vocabulary, "info": info or {}})
 
 
 def build_model(config: AttributeNetConfig, vocabulary: dict[str, list[str]]) -> AttributeNet:
@@ -89,12 +82,8 @@ class AttributePredictor:
 
 def load_attribute_model(uri: str) -> AttributePredictor:
     """Load from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
-    with model_files(uri, (WEIGHTS, CONFIG)) as directory:
-        root = find_model_files(directory, uri, (WEIGHTS, CONFIG))
-        with open(os.path.join(root, CONFIG)) as handle:
-            meta = json.load(handle)
-        config = AttributeNetConfig.model_validate(meta["config"])
-        model = build_model(config, meta["vocabulary"])
-        model.load_state_dict(torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
-                                         weights_only=True))
+    meta, state = read_saved_model(uri, WEIGHTS, CONFIG)
+    config = AttributeNetConfig.model_validate(meta["config"])
+    model = build_model(config, meta["vocabulary"])
+    model.load_state_dict(state)
     return AttributePredictor(model, config, meta["vocabulary"], meta.get("info", {}), uri)

@@ -8,8 +8,6 @@ MLflow URI (`models:/shoe-descriptors@current`), like `shoematch.model_store.loa
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,7 +22,7 @@ from shoematch.descriptors.model import DescriptorNet, DescriptorNetConfig
 from shoematch.descriptors.training import predict_scores, to_float
 from shoematch.errors import ImageError
 from shoematch.labels import check_descriptor_codes
-from shoematch.model_store import find_model_files, model_files
+from shoematch.model_store import read_saved_model, write_saved_model
 
 WEIGHTS = "descriptor.pt"
 CONFIG = "descriptor.json"
@@ -33,15 +31,10 @@ CONFIG = "descriptor.json"
 def save_descriptor_model(directory: str, model: torch.nn.Module, config: DescriptorNetConfig,
                           thresholds: Sequence[float],
                           info: dict[str, Any] | None = None) -> None:
-    os.makedirs(directory, exist_ok=True)
-    module = getattr(model, "module", model)  # unwrap DDP
-    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()},
-               os.path.join(directory, WEIGHTS))
-    meta = {"config": config.model_dump(mode="json") | {"pretrained": None},
-            "codes": list(DESCRIPTOR_CODES),
-            "thresholds": [float(t) for t in thresholds], "info": info or {}}
-    with open(os.path.join(directory, CONFIG), "w") as handle:
-        json.dump(meta, handle, indent=2, sort_keys=True)
+    write_saved_model(directory, model, WEIGHTS, CONFIG, {
+        "config": config.model_dump(mode="json") | {"pretrained": None},
+        "codes": list(DESCRIPTOR_CODES), "thresholds": [float(t) for t in thresholds],
+        "info": info or {}})
 
 
 def grey(image: np.ndarray, name: str) -> np.ndarray:
@@ -93,13 +86,9 @@ class DescriptorPredictor:
 
 def load_descriptor_model(uri: str) -> DescriptorPredictor:
     """Load from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
-    with model_files(uri, (WEIGHTS, CONFIG)) as directory:
-        root = find_model_files(directory, uri, (WEIGHTS, CONFIG))
-        with open(os.path.join(root, CONFIG)) as handle:
-            meta = json.load(handle)
-        config = DescriptorNetConfig.model_validate(meta["config"])
-        model = DescriptorNet(**config.model_dump())
-        model.load_state_dict(torch.load(os.path.join(root, WEIGHTS), map_location="cpu",
-                                         weights_only=True))
+    meta, state = read_saved_model(uri, WEIGHTS, CONFIG)
+    config = DescriptorNetConfig.model_validate(meta["config"])
+    model = DescriptorNet(**config.model_dump())
+    model.load_state_dict(state)
     thresholds = dict(zip(meta["codes"], meta["thresholds"], strict=True))
     return DescriptorPredictor(model, config, thresholds, meta.get("info", {}), uri)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from shoematch.data.images import decode_image
 from shoematch.index.encoding import reference_cells
-from shoematch.index.layout import ShardEntry
+from shoematch.index.layout import METADATA_FILE, ShardEntry
 from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
 from shoematch.model_store import load_encoder
 from shoematch.retrieval.encode import reference_input
@@ -171,10 +172,6 @@ class IncrementalPlan:
 def plan_incremental(store: Store, shards: list[ShardEntry],
                      wanted: dict[str, str]) -> IncrementalPlan:
     """Compare indexed (instance id, input digest) pairs with the reference db's (`wanted`)."""
-    import pyarrow.parquet as pq
-
-    from shoematch.index.layout import METADATA_FILE
-
     indexed: set[str] = set()
     keep, rewrite = [], []
     for entry in shards:

@@ -93,6 +93,19 @@ class LoadedShard:
         )
 
 
+def check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+def per_query(filters: Sequence[SearchFilters] | SearchFilters | None,
+              batch: int) -> Sequence[SearchFilters]:
+    """One filter set per query (a single one, or none, applies to all)."""
+    if filters is None or isinstance(filters, SearchFilters):
+        return [filters or SearchFilters()] * batch
+    return filters
+
+
 def shard_offsets(manifest: IndexManifest) -> dict[str, int]:
     """Global instance order of each shard's first row: the tie-break across shards."""
     offsets, total = {}, 0
@@ -154,13 +167,11 @@ class SearchIndex:
                stats: SearchStats | None = None) -> list[list[Match]]:
         """Top-`k` unique models per query [B, S, C] over the loaded shards, merged exactly."""
         queries = self.check_queries(queries)
-        if not 1 <= k <= MAX_K:
-            raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        check_k(k)
         if not self.manifest.shards:
             raise SearchIndexError(f"index {self.root} version {self.version} is empty")
         batch = queries.shape[0]
-        if filters is None or isinstance(filters, SearchFilters):
-            filters = [filters or SearchFilters()] * batch
+        filters = per_query(filters, batch)
         per_shard = [shard.search(queries, k, filters, stats) for shard in self.shards]
         return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]
 
@@ -173,10 +184,8 @@ class SearchIndex:
                                    "photo features (re-index with --attribute-model)")
         features = torch.from_numpy(np.array(features, dtype=np.float32)) \
             if isinstance(features, np.ndarray) else features.float()
-        if not 1 <= k <= MAX_K:
-            raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
+        check_k(k)
         batch = features.shape[0]
-        if filters is None or isinstance(filters, SearchFilters):
-            filters = [filters or SearchFilters()] * batch
+        filters = per_query(filters, batch)
         per_shard = [shard.search_photos(features, k, filters) for shard in self.shards]
         return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]
