@@ -93,7 +93,7 @@ def main() -> None:
                          args.repeats)
         our_ms = best_ms(lambda q=query: searcher.search(q, K), args.repeats)
         visible_cells = int((query[0].abs().sum(-1) > 0).sum())
-        scanned = visible_cells * n * DIM  # int8 bytes read by the scan
+        scanned = visible_cells * n * (DIM + 8)  # int8 codes + float32 scale and error
         print(f"| {visible_cells}/{CELLS} ({visible:.0%}) | {ref_ms:.1f} | {our_ms:.1f} | "
               f"{ref_ms / our_ms:.1f}× | {ours == reference} | {stats.exact_scored} | "
               f"{scanned / 1e9 / (our_ms / 1e3):.1f} |")
@@ -106,9 +106,10 @@ def main() -> None:
         print(f"batch of 32 at {visible:.0%} visible: {32 / (ms / 1e3):.1f} queries/s "
               f"({ms / 32:.1f} ms/query; reference method {32 / (ref_ms / 1e3):.1f} queries/s)")
     stored = CELLS * DIM * 2
-    scanned = CELLS * DIM + 4 + CELLS * 4
+    scanned = CELLS * DIM + CELLS * 4 * 2
     print(f"\nbytes per reference: {stored} stored (float16 cells), in memory {stored} float16 + "
-          f"{scanned} int8 scan copy (codes + scale + per-cell error bounds); reference method "
+          f"{scanned} int8 scan copy (codes + per-cell scales + per-cell error bounds); "
+          f"reference method "
           f"{CELLS * DIM * 4} (float32)")
 
 

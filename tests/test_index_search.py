@@ -11,7 +11,7 @@ import torch
 from shoematch.errors import QueryError
 from shoematch.index.filters import FilterColumns, parse_filters
 from shoematch.index.merge import merge_top_k
-from shoematch.index.quantize import quantize_cells, quantize_queries
+from shoematch.index.quantize import quantize_cells, quantize_queries, quantize_query, query_levels
 from shoematch.index.search import SearchStats, ShardSearcher
 from shoematch.retrieval.metrics import rank_models
 
@@ -88,9 +88,21 @@ def test_quantized_cells_error_bound():
     rng = np.random.default_rng(4)
     cells = unit_cells(rng, 64)
     quant = quantize_cells(cells, chunk=10)
-    rebuilt = quant.codes.float() * quant.scales[None, :, None]
-    error = torch.linalg.vector_norm(rebuilt - cells.float(), dim=-1).T
+    rebuilt = quant.codes.float() * quant.scales[..., None]
+    error = torch.linalg.vector_norm(rebuilt - cells.float(), dim=-1)
     assert bool((error <= quant.errors).all())
+    assert quant.max_norm >= float(torch.linalg.vector_norm(cells.float(), dim=-1).max())
+
+
+def test_single_query_int16_codes_reconstruct_and_cannot_overflow():
+    rng = np.random.default_rng(8)
+    query = masked_queries(rng, 1, 8, 16, 0.5)[0]
+    quant = quantize_query(query)
+    error = torch.linalg.vector_norm(quant.codes.float() * quant.scale - query, dim=-1)
+    assert bool((error <= quant.residual_norms).all())
+    assert float(error.max()) < 1e-4
+    for dim in (16, 128, 2048):  # worst-case per-cell product of int8 codes and int16 codes
+        assert 127 * query_levels(dim) * dim <= 2**31 - 1
 
 
 def test_ties_go_to_the_lower_instance_order():

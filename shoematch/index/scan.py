@@ -1,9 +1,10 @@
-"""The int8 scan kernel for single queries: one pass over the visible cells' codes.
+"""The scan kernel for single queries: one pass over the visible cells' int8 codes.
 
-oneDNN's int8 product (`torch._int_mm`) is fast for wide query batches but, for the two
-columns of a single query, runs far below memory bandwidth and degrades badly with more than
-one thread; this numba kernel streams each reference's codes once per visible cell and reaches
-most of the machine's read bandwidth. Batches keep using `torch._int_mm`.
+oneDNN's int8 product (`torch._int_mm`) is fast for wide query batches but, for a single query
+column, runs far below memory bandwidth and degrades badly with more than one thread; this numba
+kernel streams each reference's codes once per visible cell (int8 codes × int16 query, one
+product per byte read) and, in the same pass, sums the per-cell scale and error terms, so
+nothing else of the shard is read.
 """
 
 from __future__ import annotations
@@ -11,34 +12,48 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 256  # references per parallel work item: the accumulators stay in L1
+BLOCK = 256  # references per parallel work item: a cell's codes for a block stay in L1
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _scan(codes, cells, queries, out):
+def _scan(codes, scales, errors, cells, query, weights, estimate, bound):
     count, dim = codes.shape[1], codes.shape[2]
-    columns = queries.shape[1]
     for block in prange((count + BLOCK - 1) // BLOCK):
         lo = block * BLOCK
         hi = min(count, lo + BLOCK)
+        totals = np.empty(hi - lo, dtype=np.int32)
         for r in range(lo, hi):
-            for m in range(columns):
-                out[r, m] = 0
+            estimate[r] = 0.0
+            bound[r] = 0.0
         for i in range(cells.shape[0]):
             cell = cells[i]
-            for m in range(columns):
-                query = queries[cell, m]
-                for r in range(lo, hi):
-                    row = codes[cell, r]
-                    total = np.int32(0)
-                    for c in range(dim):
-                        total += np.int32(row[c]) * np.int32(query[c])
-                    out[r, m] += total
+            values = query[i]
+            # Integer products first, scales after: mixing the float terms into this loop
+            # stops it from vectorising well.
+            for r in range(lo, hi):
+                row = codes[cell, r]
+                total = np.int32(0)
+                for c in range(dim):
+                    total += np.int32(row[c]) * np.int32(values[c])
+                totals[r - lo] = total
+            weight = weights[i]
+            for r in range(lo, hi):
+                estimate[r] += np.float64(totals[r - lo]) * scales[cell, r]
+                bound[r] += errors[cell, r] * weight
 
 
-def scan_int8(codes: np.ndarray, cells: list[int], queries: np.ndarray) -> np.ndarray:
-    """Σ over `cells` of codes[cell] @ queries[cell].T in int32: codes int8 [S, n, C],
-    queries int8 [S, M, C] → [n, M]."""
-    out = np.empty((codes.shape[1], queries.shape[1]), dtype=np.int32)
-    _scan(codes, np.asarray(cells, dtype=np.int64), np.ascontiguousarray(queries), out)
-    return out
+def scan_int8(codes: np.ndarray, scales: np.ndarray, errors: np.ndarray, cells: list[int],
+              query: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every reference n: Σ over `cells` of scales[cell, n] · (codes[cell, n] · query[i])
+    and Σ of errors[cell, n] · weights[i].
+
+    codes int8 [S, n, C]; scales, errors float32 [S, n]; query int16 [len(cells), C] (row i for
+    cells[i]); weights [len(cells)]. Returns two float64 arrays [n].
+    """
+    count = codes.shape[1]
+    estimate = np.empty(count, dtype=np.float64)
+    bound = np.empty(count, dtype=np.float64)
+    _scan(codes, scales, errors, np.asarray(cells, dtype=np.int64),
+          np.ascontiguousarray(query, dtype=np.int16),
+          np.ascontiguousarray(weights, dtype=np.float64), estimate, bound)
+    return estimate, bound

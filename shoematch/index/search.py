@@ -4,7 +4,7 @@ Scores are DESIGN.md's: Σ over visible cells of q_cell · d_cell on per-cell-no
 with the stored (float16/float32) reference cells as the truth. The embeddings are kept
 cell-major ([cells, refs, channels]), so cells a query cannot see are never read.
 
-1. Scan: int8 products of the visible cells (`quantize.py`) give, for every reference, a score
+1. Scan: integer products of the visible cells (`quantize.py`) give, for every reference, a score
    estimate and a rigorous bound on its error, hence an upper bound u_r ≥ true score.
 2. Exact pass: references in descending u_r are scored exactly from the stored cells until the
    k-th best unique model's exact score beats the upper bound of every reference not yet
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from shoematch.index.quantize import quantize_cells, quantize_queries
+from shoematch.index.quantize import quantize_cells, quantize_queries, quantize_query
 from shoematch.index.scan import scan_int8
 
 # Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
@@ -67,23 +67,42 @@ class ShardSearcher:
 
     def score_bounds(self, queries: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Estimates [n, B] of every reference's score for queries [B, S, C], rigorous error
-        bounds [n, B] (|true − estimate| ≤ bound), and the cells any query can see."""
-        quant = quantize_queries(queries)
-        visible = (quant.norms > 0).any(dim=1).nonzero().flatten().tolist()
-        count, batch = len(self), queries.shape[0]
-        if batch == 1:
-            totals = torch.from_numpy(scan_int8(self.quantized.codes.numpy(), visible,
-                                                quant.codes.transpose(1, 2).numpy()))
-        else:
-            totals = torch.zeros((count, 2 * batch), dtype=torch.int32)
-            for cell in visible:
-                totals += torch._int_mm(self.quantized.codes[cell], quant.codes[cell])
-        estimate = totals.float() * quant.scales
-        estimate = (estimate[:, :batch] + estimate[:, batch:]) * self.quantized.scales[:, None]
-        per_cell = quant.norms + quant.residual_norms  # [S, B]
-        bound = self.quantized.errors @ per_cell + (quant.residual_norms.sum(0) * 1.001)
+        bounds [n, B] (|true − estimate| ≤ bound), and the cells any query can see.
+
+        With r = a·k + e (‖e‖ ≤ E) and q = b·m + f: q·r − a·b·(m·k) = q·e + a·(f·k), and
+        |a·(f·k)| ≤ ‖f‖·(‖r‖ + E), so the bound per cell is E·(‖q‖ + ‖f‖) + ‖f‖·max‖r‖.
+        """
+        quant = self.quantized
+        if queries.shape[0] == 1:
+            return self._single_query_bounds(queries[0])
+        batch = queries.shape[0]
+        coded = quantize_queries(queries)
+        visible = (coded.norms > 0).any(dim=1).nonzero().flatten().tolist()
+        totals = torch.zeros((len(self), 2 * batch), dtype=torch.float32)
+        for cell in visible:
+            products = torch._int_mm(quant.codes[cell], coded.codes[cell]).float()
+            totals += products * quant.scales[cell][:, None]
+        estimate = totals * coded.scales
+        estimate = estimate[:, :batch] + estimate[:, batch:]
+        cells = torch.tensor(visible, dtype=torch.long)
+        weights = (coded.norms + coded.residual_norms)[cells]  # [V, B]
+        bound = quant.errors[cells].T @ weights + quant.max_norm * coded.residual_norms.sum(0)
         return (estimate.numpy().astype(np.float64),
                 (bound + ACCUMULATION_SLACK).numpy().astype(np.float64), visible)
+
+    def _single_query_bounds(self, query: torch.Tensor
+                             ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        quant = self.quantized
+        coded = quantize_query(query)
+        visible = (coded.norms > 0).nonzero().flatten().tolist()
+        cells = torch.tensor(visible, dtype=torch.long)
+        weights = coded.norms[cells] + coded.residual_norms[cells]
+        estimate, bound = scan_int8(quant.codes.numpy(), quant.scales.numpy(),
+                                    quant.errors.numpy(), visible, coded.codes[cells].numpy(),
+                                    weights.numpy())
+        estimate *= coded.scale
+        bound += quant.max_norm * float(coded.residual_norms[cells].sum()) + ACCUMULATION_SLACK
+        return estimate[:, None], bound[:, None], visible
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:

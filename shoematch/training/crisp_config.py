@@ -26,6 +26,8 @@ class MaskingConfig(StrictModel):
     feature_masking: bool = Field(True, description="one random rectangle per batch (module M)")
     query_masking: bool = Field(True, description="mask print features by their visible region")
     min_rect_fraction: float = Field(0.3, gt=0, le=1)
+    rect_probability: float = Field(
+        1.0, ge=0, le=1, description="share of batches masked by the rectangle (paper: every one)")
 
 
 class OptimConfig(StrictModel):

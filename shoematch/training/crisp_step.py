@@ -36,6 +36,11 @@ def step_inputs(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.
     return inputs, labels, masks, prints.shape[0]
 
 
+def _draw(generator: torch.Generator) -> float:
+    """A uniform [0, 1) draw from the step's generator (keeps masking reproducible)."""
+    return float(torch.rand((), generator=generator, device=generator.device).item())
+
+
 def crisp_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], masking: MaskingConfig,
                generator: torch.Generator) -> tuple[torch.Tensor, int]:
     """Supervised contrastive loss (τ = 0.07) over masked spatial features; returns
@@ -46,7 +51,8 @@ def crisp_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], maskin
     cells = None
     if grid != (1, 1):
         cells = torch.ones((features.shape[0], *grid), dtype=torch.bool, device=features.device)
-        if masking.feature_masking:
+        if masking.feature_masking and (masking.rect_probability >= 1
+                                        or _draw(generator) < masking.rect_probability):
             rect = random_rectangle_mask(grid, generator, min_frac=masking.min_rect_fraction)
             cells &= rect.to(features.device)
         if masking.query_masking:
