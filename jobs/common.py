@@ -21,6 +21,15 @@ for _key, _value in ENV_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
 
 
+def quiet_train_cleaner() -> None:
+    """Worker setup hook for local instances: without a dashboard there is no State API, and Ray
+    Train's placement-group cleaner would log a warning about it every few seconds."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner"
+                      ).setLevel(logging.ERROR)
+
+
 def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None:
     """Join the cluster this job was submitted to (RAY_ADDRESS), else start a local instance."""
     import ray
@@ -38,6 +47,7 @@ def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None
         object_store_memory=object_store_mb * 1024 * 1024,
         include_dashboard=False,
         log_to_driver=True,
+        runtime_env={"worker_process_setup_hook": quiet_train_cleaner},
     )
     log.info("started a local Ray instance (%s CPUs)", ray.cluster_resources().get("CPU"))
 

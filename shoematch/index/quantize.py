@@ -6,9 +6,8 @@ truth. `search.py` turns those bounds into an exact re-ranking, so the int8 pass
 which references deserve an exact look.
 
 Each reference cell has its own scale: the peak of 128 values is ~30 % below the peak over a whole
-reference, so the codes are finer and the bounds tighter (fewer exact re-scores). A single query
-is coded in int16 (one product per byte read; its error is negligible); batches use two int8
-levels, because oneDNN's int8 product takes int8 on both sides.
+reference, so the codes are finer and the bounds tighter (fewer exact re-scores). The query is
+coded in int16 (one product per byte read; its own error is negligible).
 """
 
 from __future__ import annotations
@@ -31,14 +30,6 @@ class QuantizedCells:
     scales: torch.Tensor  # float32 [S, n]: cell ≈ scale · code
     errors: torch.Tensor  # float32 [S, n]: ‖cell − scale · code‖₂, rounded up
     max_norm: float  # largest ‖cell‖₂ (rounded up): bounds ‖scale · code‖ with `errors`
-
-
-@dataclass
-class QuantizedQueries:
-    codes: torch.Tensor  # int8 [S, C, 2B]: columns [0, B) coarse codes, [B, 2B) residual codes
-    scales: torch.Tensor  # float32 [2B]
-    norms: torch.Tensor  # float32 [S, B]: ‖q_s‖₂
-    residual_norms: torch.Tensor  # float32 [S, B]: ‖q_s − dequantised q_s‖₂, rounded up
 
 
 @dataclass
@@ -99,24 +90,4 @@ def quantize_query(query: torch.Tensor) -> QuantizedQuery:
         scale=float(scale),
         norms=torch.linalg.vector_norm(values, dim=-1),
         residual_norms=_rounded_up_norms(values - codes * scale),
-    )
-
-
-def quantize_queries(queries: torch.Tensor) -> QuantizedQueries:
-    """Two-level int8 codes of queries [B, S, C]: coarse codes plus codes of the residual.
-
-    Both levels go through one int8 product (2B columns), so the query side adds no memory
-    traffic while its quantisation error shrinks to ~1/127² of its largest value.
-    """
-    values = queries.float()
-    coarse, coarse_scales = _codes(values, values.abs().amax(dim=(1, 2)), INT8_MAX)
-    residual = values - coarse * coarse_scales.reshape(-1, 1, 1)
-    fine, fine_scales = _codes(residual, residual.abs().amax(dim=(1, 2)), INT8_MAX)
-    left = residual - fine * fine_scales.reshape(-1, 1, 1)
-    codes = torch.cat([coarse, fine], dim=0).to(torch.int8).permute(1, 2, 0).contiguous()
-    return QuantizedQueries(
-        codes=codes,  # [S, C, 2B]
-        scales=torch.cat([coarse_scales, fine_scales]),
-        norms=torch.linalg.vector_norm(values, dim=-1).T.contiguous(),
-        residual_norms=(torch.linalg.vector_norm(left, dim=-1) * BOUND_SLACK).T.contiguous(),
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from shoematch.index.quantize import quantize_cells, quantize_queries, quantize_query
+from shoematch.index.quantize import quantize_cells, quantize_query
 from shoematch.index.scan import scan_int8
 
 # Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
@@ -65,33 +65,13 @@ class ShardSearcher:
     def grid_cells(self) -> int:
         return self.cells.shape[0]
 
-    def score_bounds(self, queries: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Estimates [n, B] of every reference's score for queries [B, S, C], rigorous error
-        bounds [n, B] (|true − estimate| ≤ bound), and the cells any query can see.
+    def score_bounds(self, query: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Estimates [n] of every reference's score for one query [S, C], rigorous error bounds
+        [n] (|true − estimate| ≤ bound), and the cells the query can see.
 
         With r = a·k + e (‖e‖ ≤ E) and q = b·m + f: q·r − a·b·(m·k) = q·e + a·(f·k), and
         |a·(f·k)| ≤ ‖f‖·(‖r‖ + E), so the bound per cell is E·(‖q‖ + ‖f‖) + ‖f‖·max‖r‖.
         """
-        quant = self.quantized
-        if queries.shape[0] == 1:
-            return self._single_query_bounds(queries[0])
-        batch = queries.shape[0]
-        coded = quantize_queries(queries)
-        visible = (coded.norms > 0).any(dim=1).nonzero().flatten().tolist()
-        totals = torch.zeros((len(self), 2 * batch), dtype=torch.float32)
-        for cell in visible:
-            products = torch._int_mm(quant.codes[cell], coded.codes[cell]).float()
-            totals += products * quant.scales[cell][:, None]
-        estimate = totals * coded.scales
-        estimate = estimate[:, :batch] + estimate[:, batch:]
-        cells = torch.tensor(visible, dtype=torch.long)
-        weights = (coded.norms + coded.residual_norms)[cells]  # [V, B]
-        bound = quant.errors[cells].T @ weights + quant.max_norm * coded.residual_norms.sum(0)
-        return (estimate.numpy().astype(np.float64),
-                (bound + ACCUMULATION_SLACK).numpy().astype(np.float64), visible)
-
-    def _single_query_bounds(self, query: torch.Tensor
-                             ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         quant = self.quantized
         coded = quantize_query(query)
         visible = (coded.norms > 0).nonzero().flatten().tolist()
@@ -102,7 +82,7 @@ class ShardSearcher:
                                     weights.numpy())
         estimate *= coded.scale
         bound += quant.max_norm * float(coded.residual_norms[cells].sum()) + ACCUMULATION_SLACK
-        return estimate[:, None], bound[:, None], visible
+        return estimate, bound, visible
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:
@@ -126,17 +106,16 @@ class ShardSearcher:
                              f"{tuple(self.cells.shape)}")
         if len(self) == 0:
             return [[] for _ in range(queries.shape[0])]
-        estimate, bound, visible = self.score_bounds(queries)
-        if stats is not None:
-            stats.scanned_cells += len(visible)
         results = []
         for b in range(queries.shape[0]):
-            upper, lower = estimate[:, b] + bound[:, b], estimate[:, b] - bound[:, b]
+            estimate, bound, cells = self.score_bounds(queries[b])
+            if stats is not None:
+                stats.scanned_cells += len(cells)
+            upper, lower = estimate + bound, estimate - bound
             mask = None if allowed is None else allowed[b]
             if mask is not None:
                 upper = np.where(mask, upper, -np.inf)
                 lower = np.where(mask, lower, -np.inf)
-            cells = [c for c in visible if bool(queries[b, c].any())]
             rows = self._candidates(upper, lower, k)
             if stats is not None:
                 stats.exact_scored += len(rows)
