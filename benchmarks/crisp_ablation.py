@@ -1,6 +1,6 @@
 """The paper's ablation on the synthetic benchmark (train split → held-out query set), on CPU.
 
-    python -m benchmarks.crisp_ablation [--out runs/ablation] [--steps 300] [--models 300]
+    python -m benchmarks.crisp_ablation [--out runs/ablation] [--steps 450] [--models 300]
 
 Trains three encoders with configs/crisp_synth_bench.yaml (global pooling; spatial features
 without masking; CriSp: spatial + feature masking + query masking in training) and evaluates
@@ -39,9 +39,9 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/ablation")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--models", type=int, default=300)
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=600)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
