@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from shoematch.config import StrictModel
 from shoematch.dense.mcncc import ReferenceSpectra, mcncc_scores
 from shoematch.errors import QueryError
 from shoematch.models.efficientnet_lite import efficientnet_lite, grey_to_input
+from shoematch.models.resnet import PretrainedWeightsNotFound, WeightsMismatchError
 
 Backbone = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "pixels"]
 PIXEL_STRIDE = 8
@@ -60,9 +61,20 @@ def feature_net(config: DenseConfig) -> torch.nn.Module:
         return PixelFeatures()
     body = efficientnet_lite(config.backbone, config.block, pretrained=config.pretrained)
     if config.weights:
-        state = torch.load(config.weights, map_location="cpu", weights_only=True)
-        body.load_state_dict(state, strict=True)
+        body.load_state_dict(load_finetuned(config.weights)["body"], strict=True)
     return PretrainedFeatures(body)
+
+
+def load_finetuned(path: str) -> dict[str, Any]:
+    """A fine-tuned matcher file: {"body": state_dict, "channel_weights": [C]}."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise PretrainedWeightsNotFound(f"dense matcher weights {path}: no such file") from exc
+    if not isinstance(state, dict) or set(state) != {"body", "channel_weights"}:
+        raise WeightsMismatchError(f"{path}: not a fine-tuned dense matcher file "
+                                   "(expected keys body, channel_weights)")
+    return state
 
 
 class DenseConfig(StrictModel):
@@ -80,13 +92,16 @@ class DenseConfig(StrictModel):
     invert: tuple[bool, ...] = Field((False,), description="probe polarities tried")
     visible_share: float = Field(0.25, gt=0, le=1,
                                  description="a cell is visible when this share of it is")
+    bucket: int = Field(4, ge=1, description="probe grids padded (invisibly) to multiples of "
+                                             "this, so probes share cached reference spectra")
 
     @property
     def variants(self) -> int:
         return len(self.rotations) * len(self.scales) * len(self.invert)
 
 
-def _require_scale(px_per_cm: float | None, what: str) -> float:
+def require_scale(px_per_cm: float | None, what: str) -> float:
+    """The scale, or a clear refusal: matching across unknown scales compares wrong sizes."""
     if px_per_cm is None or not np.isfinite(px_per_cm) or px_per_cm <= 0:
         raise QueryError(f"{what} has no known physical scale (px/cm): dense matching compares "
                          "prints at the same physical size; give the scale")
@@ -161,6 +176,8 @@ class DenseMatcher:
         self.batch_size = batch_size
         net = feature_net(config)
         self.net = net.eval().to(self.device)
+        self.channel_weights = (load_finetuned(config.weights)["channel_weights"].to(self.device)
+                                if config.weights else None)
         self.stride = net.stride
         self.channels = net.out_channels
 
@@ -177,7 +194,7 @@ class DenseMatcher:
 
     def gallery(self, prints: Sequence[np.ndarray], px_per_cm: float | None) -> DenseGallery:
         """Feature maps of references that share one canvas (uint8, 255 = ink)."""
-        scale = _require_scale(px_per_cm, "the reference set")
+        scale = require_scale(px_per_cm, "the reference set")
         if not prints:
             raise QueryError("the reference set is empty")
         shapes = {p.shape for p in prints}
@@ -195,7 +212,7 @@ class DenseMatcher:
     def probe_variants(self, image: np.ndarray, mask: np.ndarray, px_per_cm: float | None
                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(features [C, h, w], visible cells [h, w]) for every configured variant."""
-        scale = _require_scale(px_per_cm, "the probe")
+        scale = require_scale(px_per_cm, "the probe")
         if image.shape != mask.shape:
             raise QueryError(f"mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the print is "
                              f"{image.shape[1]}x{image.shape[0]}")
@@ -214,15 +231,24 @@ class DenseMatcher:
                     cells = cells >= self.config.visible_share
                     if not cells.any():
                         raise QueryError("the probe's visible region covers no feature cell")
-                    out.append((maps, cells.to(self.device)))
+                    out.append(self._bucketed(maps, cells.to(self.device)))
         return out
+
+    def _bucketed(self, maps: torch.Tensor, cells: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad the grid with invisible cells to a multiple of `bucket`: the scores do not
+        change (invisible cells take no part), but probes of near sizes share one FFT size."""
+        step = self.config.bucket
+        pad_h, pad_w = -maps.shape[-2] % step, -maps.shape[-1] % step
+        return F.pad(maps, (0, pad_w, 0, pad_h)), F.pad(cells, (0, pad_w, 0, pad_h))
 
     def scores(self, image: np.ndarray, mask: np.ndarray, px_per_cm: float | None,
                gallery: DenseGallery) -> np.ndarray:
         """[N] best score per reference over the probe's variants (-inf: no valid overlap)."""
         best: torch.Tensor | None = None
         for maps, cells in self.probe_variants(image, mask, px_per_cm):
-            value = mcncc_scores(maps, cells, gallery.spectra, self.config.min_overlap)
+            value = mcncc_scores(maps, cells, gallery.spectra, self.config.min_overlap,
+                                 channel_weights=self.channel_weights)
             assert isinstance(value, torch.Tensor)
             best = value if best is None else torch.maximum(best, value)
         assert best is not None

@@ -74,10 +74,12 @@ class ReferenceSpectra:
 
 
 def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
-                 min_overlap: float = 0.5, return_offsets: bool = False
+                 min_overlap: float = 0.5, return_offsets: bool = False,
+                 channel_weights: torch.Tensor | None = None
                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """[N] best MCNCC score of `probe` [C, h, w] (visible where `mask` [h, w]) per reference.
 
+    `channel_weights` [C] (learned, positive) turn the channel mean into a weighted mean.
     With `return_offsets` also [N, 2] best translations (dy, dx): the reference cell under the
     probe's top-left cell. A reference with no valid translation scores -inf.
     """
@@ -112,7 +114,11 @@ def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceS
         covariance = cross - sum_p * sum_r / safe_count
         var_r = (sum_r2 - sum_r * sum_r / safe_count).clamp_min(0.0)
         ncc = covariance / torch.sqrt(var_p * var_r + EPS)
-        score = ncc.mean(dim=1).masked_fill(~valid, float("-inf"))  # [n, H', W']
+        if channel_weights is None:
+            combined = ncc.mean(dim=1)
+        else:
+            combined = torch.einsum("nchw,c->nhw", ncc, channel_weights) / channel_weights.sum()
+        score = combined.masked_fill(~valid, float("-inf"))  # [n, H', W']
         flat = score.flatten(1)
         value, index = flat.max(dim=1)
         best_scores.append(value)
