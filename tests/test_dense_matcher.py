@@ -63,12 +63,12 @@ def test_a_crop_is_found_at_its_own_scale_and_at_twice_the_resolution(matcher) -
     assert int(np.argmax(matcher.scores(big, big_mask, 20.0, gallery))) == 3
 
 
-def test_padding_probe_grids_to_buckets_changes_no_score() -> None:
+def test_padding_probe_grids_changes_no_score() -> None:
     refs = treads(4, seed=1)
     image, mask = probe_from(refs[1], (slice(5, 50), slice(10, 83)))
     results = []
-    for bucket in (1, 4):
-        m = DenseMatcher(DenseConfig(block=2, bucket=bucket))
+    for grid in ((1, 1), (40, 50)):
+        m = DenseMatcher(DenseConfig(block=2, probe_grid=grid))
         results.append(m.scores(image, mask, 10.0, m.gallery(refs, 10.0)))
     np.testing.assert_allclose(results[0], results[1], atol=1e-4)
 

@@ -92,8 +92,10 @@ class DenseConfig(StrictModel):
     invert: tuple[bool, ...] = Field((False,), description="probe polarities tried")
     visible_share: float = Field(0.25, gt=0, le=1,
                                  description="a cell is visible when this share of it is")
-    bucket: int = Field(4, ge=1, description="probe grids padded (invisibly) to multiples of "
-                                             "this, so probes share cached reference spectra")
+    probe_grid: tuple[int, int] = Field(
+        (24, 48), description="probe feature grids are padded with invisible cells to this "
+                              "size, so every probe reuses one cached set of reference spectra "
+                              "(a larger probe is scored at its own size: slower, same result)")
 
     @property
     def variants(self) -> int:
@@ -151,6 +153,18 @@ def crop_to_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     return image[box], mask[box]
 
 
+def inked_box(prints: Sequence[np.ndarray]) -> tuple[slice, slice]:
+    """The canvas box holding every reference's ink: the empty canvas margin would only add
+    translations that overlap nothing (cost, no information)."""
+    inked = np.zeros(prints[0].shape, dtype=bool)
+    for image in prints:
+        inked |= image > 0
+    if not inked.any():
+        raise QueryError("every reference print is blank")
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 @dataclass
 class DenseGallery:
     """Reference feature maps on one grid, their spectra cache and their row order."""
@@ -202,9 +216,11 @@ class DenseMatcher:
             raise QueryError(f"references must share one canvas for dense matching, got "
                              f"{sorted(shapes)[:3]}")
         factor = self.config.px_per_cm / scale
+        box = inked_box(prints)
         maps = []
         for start in range(0, len(prints), self.batch_size):
-            batch = torch.from_numpy(np.stack(prints[start:start + self.batch_size]))
+            chunk = prints[start:start + self.batch_size]
+            batch = torch.from_numpy(np.stack([image[box] for image in chunk]))
             maps.append(self.features(resample(batch[:, None].float(), factor)).cpu())
         return DenseGallery(ReferenceSpectra(torch.cat(maps).to(self.device)),
                             self.config.px_per_cm)
@@ -231,15 +247,16 @@ class DenseMatcher:
                     cells = cells >= self.config.visible_share
                     if not cells.any():
                         raise QueryError("the probe's visible region covers no feature cell")
-                    out.append(self._bucketed(maps, cells.to(self.device)))
+                    out.append(self._padded(maps, cells.to(self.device)))
         return out
 
-    def _bucketed(self, maps: torch.Tensor, cells: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad the grid with invisible cells to a multiple of `bucket`: the scores do not
-        change (invisible cells take no part), but probes of near sizes share one FFT size."""
-        step = self.config.bucket
-        pad_h, pad_w = -maps.shape[-2] % step, -maps.shape[-1] % step
+    def _padded(self, maps: torch.Tensor, cells: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad the grid with invisible cells to `probe_grid`: no score changes (invisible
+        cells take no part), but every probe shares one FFT size, so the references'
+        spectra are computed once per gallery instead of once per probe."""
+        pad_h = max(self.config.probe_grid[0] - maps.shape[-2], 0)
+        pad_w = max(self.config.probe_grid[1] - maps.shape[-1], 0)
         return F.pad(maps, (0, pad_w, 0, pad_h)), F.pad(cells, (0, pad_w, 0, pad_h))
 
     def scores(self, image: np.ndarray, mask: np.ndarray, px_per_cm: float | None,
