@@ -37,6 +37,27 @@ def reference_ranking(cells: torch.Tensor, models: list[str], query: torch.Tenso
     return rank_models((flat @ query.reshape(-1)).numpy(), models, k)
 
 
+def best_model_scores(cells: torch.Tensor, models: list[str],
+                      query: torch.Tensor) -> dict[str, float]:
+    """Each model's best score in float64: the truth that float32 sums approximate."""
+    flat = cells.double().permute(1, 0, 2).reshape(cells.shape[1], -1)
+    scores = (flat @ query.double().reshape(-1)).numpy()
+    best: dict[str, float] = {}
+    for model, score in zip(models, scores):
+        best[model] = max(best.get(model, -np.inf), float(score))
+    return best
+
+
+def assert_same_ranking(got: list[str], expected: list[str], best: dict[str, float],
+                        tolerance: float = 1e-5) -> None:
+    """Same models in the same order, except where two models' true scores are within float32
+    summation error of each other (the scan and the reference sum cells in different orders)."""
+    assert len(got) == len(expected) == len(set(got))
+    for position, (mine, theirs) in enumerate(zip(got, expected)):
+        assert mine == theirs or abs(best[mine] - best[theirs]) <= tolerance, \
+            f"position {position}: {mine} ({best[mine]:.7f}) vs {theirs} ({best[theirs]:.7f})"
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("visible", [0.4, 1.0])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
@@ -51,9 +72,10 @@ def test_search_equals_reference_method(seed, visible, dtype):
         results = searcher.search(queries, k)
         for b in range(len(queries)):
             expected = reference_ranking(cells, models, queries[b], k)
-            assert [h.model for h in results[b]] == expected
+            best = best_model_scores(cells, models, queries[b])
+            assert_same_ranking([h.model for h in results[b]], expected, best)
             single = searcher.search(queries[b:b + 1], k)[0]  # the single-query kernel
-            assert [h.model for h in single] == expected
+            assert_same_ranking([h.model for h in single], expected, best)
 
 
 def test_scan_bounds_hold():
