@@ -14,7 +14,6 @@ import argparse
 import os
 
 from jobs import synth as synth_job
-from jobs.common import init_ray
 from jobs.sweep_descriptors import log_results, run_trials
 from shoematch.config import load_config
 from shoematch.data.dataset import open_dataset
@@ -26,6 +25,7 @@ from shoematch.descriptors.config import (
 )
 from shoematch.descriptors.data import check_descriptor_data, label_matrix, part_rows
 from shoematch.descriptors.report import pr_auc_table
+from shoematch.ray.cluster import init_ray
 
 CONFIG = "configs/descriptor_sweep_tiny.yaml"
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 
-from jobs.common import init_ray, log, run_main
+from jobs.common import log, run_main
 from shoematch.config import flatten, load_config
 from shoematch.data.schema import DESCRIPTOR_CODES
 from shoematch.descriptors.config import DescriptorSweepConfig, with_absolute_paths
 from shoematch.descriptors.data import check_descriptor_data
+from shoematch.ray.cluster import init_ray
 
 
 def parse_args(argv: list[str] | None) -> DescriptorSweepConfig:

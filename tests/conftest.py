@@ -101,8 +101,8 @@ def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised (seeded) small CriSp encoder saved as a model directory."""
     import torch
 
-    from shoematch.model_store import save_encoder
-    from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+    from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig
+    from shoematch.crisp.store import save_encoder
 
     torch.manual_seed(0)
     config = CrispEncoderConfig(arch="resnet18", embed_dim=16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from jobs.common import submit_job
+from shoematch.ray.cluster import submit_job
 from tests.conftest import REPO
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tests.ray_jobs import wait_job
+from tests.ray_jobs import submit, wait_job
 
 SYNTH = ["--models", "8", "--instances", "2", "--queries", "8", "--seed", "5",
          "--height", "64", "--width", "128", "--local"]
@@ -50,11 +50,8 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
     client = JobSubmissionClient(ray_head.url)
     args = ["--config", "configs/crisp_tiny.yaml",
             *overrides(tiny_data, str(tmp_path), "killed", steps=16)]
-    job = client.submit_job(
-        entrypoint=" ".join([sys.executable, "-m", "jobs.train_crisp", *args]),
-        runtime_env={"working_dir": str(REPO),
-                     "env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}},
-    )
+    job = submit(client, "jobs.train_crisp", args,
+                 env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"})
     wait_job(client, job, 300, until=lambda logs: "step 6/16" in logs)
     pids = train_workers(ray_head.url)
     assert len(pids) == 2, pids
@@ -117,9 +114,9 @@ def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
 
 
 def test_paths_reach_workers_absolute(tmp_path, monkeypatch):
-    from jobs.train_crisp import with_absolute_paths
     from shoematch.config import load_config
-    from shoematch.training.crisp_config import CrispTrainConfig
+    from shoematch.crisp.config import CrispTrainConfig
+    from shoematch.training.config import with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
     config = with_absolute_paths(load_config(CrispTrainConfig, str(REPO / "configs" /

@@ -11,7 +11,7 @@ from shoematch.config import StrictModel
 from shoematch.descriptors.channels import check_channels
 from shoematch.descriptors.model import DescriptorNetConfig
 from shoematch.descriptors.preprocess import Preprocess
-from shoematch.training.ray_train import TrainRayConfig, absolute
+from shoematch.training.config import TrainMlflowConfig, TrainRayConfig, TrainScheduleConfig
 
 
 class DescriptorDataConfig(StrictModel):
@@ -40,14 +40,11 @@ class DescriptorOptimConfig(StrictModel):
     seed: int = 0
 
 
-class DescriptorScheduleConfig(StrictModel):
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+class DescriptorScheduleConfig(TrainScheduleConfig):
     gradcam_descriptors: int = Field(3, ge=0, description="Grad-CAM PNGs logged at the end")
 
 
-class DescriptorMlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
+class DescriptorMlflowConfig(TrainMlflowConfig):
     experiment: str = "descriptors"
     registered_model: str | None = "shoe-descriptors"
 
@@ -71,15 +68,6 @@ class DescriptorTrainConfig(StrictModel):
                              f"optim.steps ({self.optim.steps})")
         return self
 
-
-def with_absolute_paths(config: DescriptorTrainConfig) -> DescriptorTrainConfig:
-    """Workers run elsewhere: data, weights and checkpoint paths made absolute."""
-    config = config.model_copy(deep=True)
-    config.data.refdb = absolute(config.data.refdb)
-    if config.model.pretrained:
-        config.model.pretrained = absolute(config.model.pretrained)
-    config.ray.storage_path = absolute(config.ray.storage_path)
-    return config
 
 
 class SweepConfig(StrictModel):

@@ -8,7 +8,8 @@ from pydantic import Field, model_validator
 
 from shoematch.augment.config import AugConfig
 from shoematch.config import StrictModel
-from shoematch.models.crisp import CrispEncoderConfig
+from shoematch.crisp.model import CrispEncoderConfig
+from shoematch.training.config import TrainMlflowConfig, TrainRayConfig, TrainScheduleConfig
 
 
 class DataConfig(StrictModel):
@@ -21,7 +22,7 @@ class DataConfig(StrictModel):
 
 
 class MaskingConfig(StrictModel):
-    """Ablation switches (DESIGN.md: global < spatial < +masking < +query masking)."""
+    """Ablation switches (docs/decisions.md: global < spatial < +masking < +query masking)."""
 
     feature_masking: bool = Field(True, description="one random rectangle per batch (module M)")
     query_masking: bool = Field(True, description="mask print features by their visible region")
@@ -40,27 +41,19 @@ class OptimConfig(StrictModel):
     seed: int = 0
 
 
-class ScheduleConfig(StrictModel):
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+class ScheduleConfig(TrainScheduleConfig):
     val_every: int = Field(0, ge=0, description="0: validate only at the end")
     val_k: int = Field(100, ge=1)
 
 
-class RayConfig(StrictModel):
-    num_workers: int = Field(2, ge=1)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
-    storage_path: str = Field("runs/ray", description="checkpoints: a directory or s3://")
+class RayConfig(TrainRayConfig):
     run_name: str = "crisp"
-    max_failures: int = Field(2, ge=-1)
     aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
-    aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see STACK.md")
+    aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see docs/decisions.md")
     aug_batch_size: int = Field(16, ge=1)
 
 
-class MlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
+class MlflowConfig(TrainMlflowConfig):
     experiment: str = "crisp"
     registered_model: str | None = "crisp-encoder"
 

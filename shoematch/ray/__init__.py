@@ -1,0 +1,3 @@
+"""The only part of shoematch that imports Ray: connecting to a cluster, the Ray Train driver and
+per-worker step reporter, the Ray Data pipelines (CriSp training data, re-index executor) and the
+Ray Tune sweeps. Everything else in the library runs without Ray installed."""

@@ -1,0 +1,55 @@
+"""Config sections every training job has (cluster, schedule, MLflow), and absolute paths.
+
+Each model's config subclasses these to set its own defaults (run name, experiment, registered
+model) and adds its own fields; the shared driver reads only what is declared here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+from pydantic import Field
+
+from shoematch.config import StrictModel
+
+C = TypeVar("C", bound=StrictModel)
+# Config fields holding a local path or URI that Ray workers must be able to read.
+PATH_FIELDS = (("data", "refdb"), ("data", "val_queries"), ("model", "pretrained"),
+               ("ray", "storage_path"))
+
+
+class TrainRayConfig(StrictModel):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    storage_path: str = Field("runs/ray", description="checkpoints: a directory or s3://")
+    run_name: str
+    max_failures: int = Field(2, ge=-1)
+
+
+class TrainScheduleConfig(StrictModel):
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+
+
+class TrainMlflowConfig(StrictModel):
+    tracking_uri: str = "sqlite:///runs/mlflow.db"
+    experiment: str
+    registered_model: str | None
+
+
+def absolute(path: str) -> str:
+    """Workers run in other directories (and on other nodes): local paths made absolute."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def with_absolute_paths(config: C) -> C:
+    """A copy of a job config with every path field in `PATH_FIELDS` it has made absolute."""
+    config = config.model_copy(deep=True)
+    for section_name, field in PATH_FIELDS:
+        section = getattr(config, section_name, None)
+        value = getattr(section, field, None)
+        if value:
+            setattr(section, field, absolute(value))
+    return config
