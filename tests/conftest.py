@@ -83,7 +83,8 @@ def fid300_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_refs(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A small synthetic reference db + queries (64×128 canvas), generated in-process."""
+    """The tests' synthetic data: `references` (16 models × 2 instances) and `queries` (8) on a
+    64×128 canvas, generated once per session by `jobs.synth --local`."""
     import subprocess
     import sys
 

@@ -15,16 +15,10 @@ from tests.conftest import REPO
 from tests.ray_jobs import submit as submit_job
 from tests.ray_jobs import wait_job
 
-SYNTH = ["--models", "16", "--instances", "2", "--queries", "1", "--seed", "11", "--local"]
-
 
 @pytest.fixture(scope="module")
-def refdb(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("aux-data")
-    result = subprocess.run([sys.executable, "-m", "jobs.synth", "--out", str(out), *SYNTH],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return f"{out}/references"
+def refdb(tiny_refs) -> str:
+    return f"{tiny_refs}/references"
 
 
 def common(refdb: str, tmp) -> list[str]:

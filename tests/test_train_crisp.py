@@ -9,22 +9,8 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import REPO
 from tests.ray_jobs import submit, wait_job
-
-SYNTH = ["--models", "8", "--instances", "2", "--queries", "8", "--seed", "5",
-         "--height", "64", "--width", "128", "--local"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("crisp-data")
-    result = subprocess.run([sys.executable, "-m", "jobs.synth", "--out", str(out), *SYNTH],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return str(out)
 
 
 def overrides(data: str, tmp: str, run_name: str, steps: int) -> list[str]:
@@ -43,13 +29,13 @@ def train_workers(dashboard: str) -> list[int]:
     return [a.pid for a in actors if "TrainWorker" in (a.class_name or "")]
 
 
-def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_head):
+def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_head):
     import mlflow
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(ray_head.url)
     args = ["--config", "configs/crisp_tiny.yaml",
-            *overrides(tiny_data, str(tmp_path), "killed", steps=16)]
+            *overrides(tiny_refs, str(tmp_path), "killed", steps=16)]
     job = submit(client, "jobs.train_crisp", args,
                  env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"})
     wait_job(client, job, 300, until=lambda logs: "step 6/16" in logs)
@@ -79,7 +65,7 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
         out = tmp_path / f"eval{len(extra)}"
         result = subprocess.run(
             [sys.executable, "-m", "jobs.evaluate", "--model", "models:/crisp-encoder@current",
-             "--refdb", f"{tiny_data}/references", "--queries", f"{tiny_data}/queries",
+             "--refdb", f"{tiny_refs}/references", "--queries", f"{tiny_refs}/queries",
              "--k", "5", "--out", str(out), "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db",
              *extra],
             cwd=REPO, capture_output=True, text=True, timeout=180,
@@ -91,17 +77,17 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
         assert (out / "top10.png").stat().st_size > 1000
     unknown = subprocess.run(
         [sys.executable, "-m", "jobs.evaluate", "--model", "models:/no-such-model/1", "--refdb",
-         f"{tiny_data}/references", "--queries", f"{tiny_data}/queries"],
+         f"{tiny_refs}/references", "--queries", f"{tiny_refs}/queries"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
 
 
-def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
+def test_bad_inputs_fail_before_cluster_work(tiny_refs, tmp_path):
     def run(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "jobs.train_crisp", "--config", "configs/crisp_tiny.yaml",
-             *overrides(tiny_data, str(tmp_path), "bad", 2), *extra],
+             *overrides(tiny_refs, str(tmp_path), "bad", 2), *extra],
             cwd=REPO, capture_output=True, text=True, timeout=60)
 
     unknown = run("optim.learning_rate=0.1")

@@ -5,18 +5,11 @@ from __future__ import annotations
 import os
 import time
 
+import ray
+
 from shoematch.log import get_logger
 
 log = get_logger(__name__)
-
-# Quiet, local-first defaults; an explicit environment always wins.
-ENV_DEFAULTS = {
-    "RAY_DISABLE_USAGE_STATS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
-}
-for _key, _value in ENV_DEFAULTS.items():
-    os.environ.setdefault(_key, _value)
 
 
 def quiet_train_cleaner() -> None:
@@ -30,8 +23,6 @@ def quiet_train_cleaner() -> None:
 
 def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None:
     """Join the cluster this job was submitted to (RAY_ADDRESS), else start a local instance."""
-    import ray
-
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):

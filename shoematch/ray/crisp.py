@@ -3,6 +3,9 @@ the job and the benchmarks call."""
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
+import ray
+
 from shoematch.crisp.config import CrispTrainConfig
 from shoematch.crisp.data import AugmentPairs, collect_group, label_column
 from shoematch.crisp.job import CrispJob
@@ -19,8 +22,6 @@ log = get_logger(__name__)
 def build_train_dataset(config: CrispTrainConfig):
     """Ray Data: read → keep the train split → one row per class (materialised once, before
     training takes the CPUs) → per epoch: shuffle blocks, pick pairs, decode + Aug on actors."""
-    import pyarrow.compute as pc
-    import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     refdb = open_dataset(config.data.refdb, REFERENCE_KIND)

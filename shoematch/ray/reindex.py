@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ray
+
 from shoematch.index.build import READ_COLUMNS, SHARD, EncodeBatch, entries_from, write_group
 from shoematch.index.layout import ShardEntry
 from shoematch.index.reindex import ReindexPlan, select_rows
@@ -17,7 +19,6 @@ class RayDataExecutor:
     actor_cpus: float = 0.5  # fractional, so the listing and read tasks always find a free CPU
 
     def encode(self, plan: ReindexPlan) -> tuple[list[ShardEntry], int]:
-        import ray
 
         init_ray()
         ray.data.DataContext.get_current().enable_progress_bars = False

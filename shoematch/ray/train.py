@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import ray
+import ray.train
+import ray.train.torch
 import torch
+from ray.train.torch import TorchConfig, TorchTrainer
 from torch import nn
 
 from shoematch import tracking
@@ -34,7 +38,6 @@ DatasetsFactory = Callable[[], dict[str, Any]]
 
 def resume_state(device: torch.device) -> dict[str, Any] | None:
     """The training state saved in the run's last checkpoint (None on a fresh start)."""
-    import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if not checkpoint:
@@ -52,7 +55,6 @@ def save_state(directory: str, model: nn.Module, optimizer: torch.optim.Optimize
 
 def report(metrics: dict[str, Any], step: int, save: Callable[[str], None] | None) -> None:
     """Report metrics from every worker; `save` (rank 0 only) fills the checkpoint directory."""
-    import ray.train
 
     with tempfile.TemporaryDirectory() as directory:
         checkpoint = None
@@ -114,7 +116,6 @@ class StepReporter:
 def record_placement(client: Any, run_id: str, world: int) -> None:
     """Tag the MLflow run with each rank's Ray node id (rank order), again after a restart:
     the record of where the DDP workers ran. A collective: every rank calls it."""
-    import ray
     import torch.distributed as dist
 
     nodes = [ray.get_runtime_context().get_node_id()]
@@ -127,7 +128,6 @@ def record_placement(client: Any, run_id: str, world: int) -> None:
 
 def shard_batches(device: torch.device) -> Batches:
     """This worker's epochs of the "train" dataset the job streams through Ray Data."""
-    import ray.train
 
     shard = ray.train.get_dataset_shard("train")
     return lambda size: shard.iter_torch_batches(batch_size=size, drop_last=True, device=device,
@@ -137,8 +137,6 @@ def shard_batches(device: torch.device) -> Batches:
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: resume, then the job's own steps under a StepReporter."""
     import mlflow
-    import ray.train
-    import ray.train.torch
 
     job: TrainJob = loop_config["job"]
     context = ray.train.get_context()
@@ -168,8 +166,6 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
 def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str, Any] | None):
     """Run `train_worker` on `config.num_workers` DDP workers; returns the Ray Train Result."""
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
 
     trainer = TorchTrainer(
         train_worker,
