@@ -5,7 +5,7 @@
 Trains three encoders with configs/crisp_synth_bench.yaml (global pooling; spatial features
 without masking; CriSp: spatial + feature masking + query masking in training) and evaluates
 each on the test queries — the spatial model both without and with query masking at test time —
-then prints hit@K / mAP@K / CMC and the wall time of each run. Expected order (DESIGN.md):
+then prints hit@K / mAP@K / CMC and the wall time of each run. Expected order (docs/decisions.md):
 global < spatial < spatial + masking < CriSp.
 """
 

@@ -1,4 +1,5 @@
-"""Configuration of the crime-scene augmentation ("Aug" in DESIGN.md): occlusion, erasure, noise.
+"""Configuration of the crime-scene augmentation (docs/data-flow.md, "Augmentation"): occlusion,
+erasure, noise.
 
 Sizes are fractions of the canvas (height unless stated) so one config fits any canvas; ranges
 are (low, high) and drawn uniformly per sample.

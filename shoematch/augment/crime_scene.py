@@ -1,4 +1,5 @@
-"""Crime-scene simulation of clean shoeprints ("Aug", DESIGN.md): occlusion, erasure, noise.
+"""Crime-scene simulation of clean shoeprints (docs/data-flow.md, "Augmentation"): occlusion,
+erasure, noise.
 
 Every step is a batched tensor op on the input's device with per-sample random parameters drawn
 from one `torch.Generator`: no host syncs (no .item(), no numpy, no data-dependent branching), so
