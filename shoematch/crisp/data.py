@@ -124,7 +124,11 @@ class AugmentPairs:
             depths, has_depth = decode_stack(chosen["depth"], f"depth_{side}", shape)
             masks, _ = decode_stack(chosen["mask"], f"mask_{side}", shape)
             clean = torch.from_numpy(prints).to(self.device).unsqueeze(1).float() / 255.0
-            augmented = augment_prints(clean, self.aug, self.generator)
+            augmented, params = augment_prints(clean, self.aug, self.generator,
+                                               return_params=True)
+            if self.aug.mask_follows:  # ink the augmentation hid is no longer visible
+                visible = params.visible(clean.shape, self.device)[:, 0].cpu().numpy()
+                masks = np.where(visible, masks, 0).astype(np.uint8)
             out[f"print_{side}"] = (augmented * 255).round().to(torch.uint8).cpu().numpy()
             out[f"depth_{side}"] = depths[:, None]
             out[f"mask_{side}"] = masks[:, None]
