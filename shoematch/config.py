@@ -91,6 +91,17 @@ def load_config(model: type[C], path: str | None = None,
         raise ConfigError(_describe(exc, source)) from exc
 
 
+def with_overrides(config: C, overrides: dict[str, Any], source: str = "overrides") -> C:
+    """A copy of `config` with dotted keys set ({"optim.lr": 0.001}), validated like a file."""
+    data: dict[str, Any] = {}
+    for key, value in overrides.items():
+        _set_dotted(data, key, value)
+    try:
+        return type(config).model_validate(_merge(config.model_dump(mode="json"), data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+
+
 def dump_config(config: BaseModel) -> str:
     """YAML text of a config (what a run logs, so it can be re-run)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

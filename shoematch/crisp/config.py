@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -74,3 +74,18 @@ class CrispTrainConfig(StrictModel):
             raise ValueError("model.pooling=global has no spatial cells: set "
                              "masking.feature_masking=false (and masking.query_masking=false)")
         return self
+
+
+class CrispSweepSpace(StrictModel):
+    """A grid over config keys: every combination is one Ray Tune trial, a whole DDP run."""
+
+    grid: dict[str, list[Any]] = Field(
+        {"optim.lr": [1e-4, 3e-4], "masking.rect_probability": [0.5, 1.0]},
+        description="dotted config key → values to try")
+    run_name: str = "crisp-sweep"
+    max_concurrent: int = Field(1, ge=1, description="trials at once (each takes "
+                                                     "ray.num_workers workers)")
+
+
+class CrispSweepConfig(CrispTrainConfig):
+    sweep: CrispSweepSpace = CrispSweepSpace()

@@ -71,12 +71,17 @@ class DescriptorTrainConfig(StrictModel):
 
 
 class SweepConfig(StrictModel):
-    """The grid: every preprocessing layer × every channel composition, one trial each."""
+    """The grid: every preprocessing layer × every channel composition, one Ray Tune trial each;
+    ASHA stops settings whose validation PR-AUC falls behind at its rungs."""
 
     preprocess: list[Preprocess] = ["none", "cbn_1", "cbn_3", "inc", "inc_d"]
     channels: list[str] = ["BHN", "NBH", "HNB"]
-    trial_cpus: float = Field(1.0, gt=0, description="CPUs per trial (a Ray task)")
+    trial_cpus: float = Field(1.0, gt=0, description="CPUs per trial")
     run_name: str = "descriptor-sweep"
+    scheduler: Literal["asha", "fifo"] = Field("asha", description="fifo: every trial finishes")
+    report_every: int = Field(10, ge=0, description="steps between validation reports "
+                                                    "(0: only at the end)")
+    grace_reports: int = Field(2, ge=1, description="reports before ASHA may stop a trial")
 
     @field_validator("channels")
     @classmethod

@@ -52,7 +52,7 @@ def build_train_dataset(config: CrispTrainConfig):
     )
 
 
-def train_crisp(config: CrispTrainConfig) -> TrainOutcome:
+def train_crisp(config: CrispTrainConfig, tags: dict[str, str] | None = None) -> TrainOutcome:
     """Check inputs, train the encoder on the Ray cluster, register it in MLflow."""
     job = CrispJob(config)
-    return run_training(job, lambda: {"train": build_train_dataset(job.config)})
+    return run_training(job, lambda: {"train": build_train_dataset(job.config)}, tags)

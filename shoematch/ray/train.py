@@ -187,17 +187,20 @@ def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str,
     return result
 
 
-def run_training(job: TrainJob, datasets: DatasetsFactory | None = None) -> TrainOutcome:
+def run_training(job: TrainJob, datasets: DatasetsFactory | None = None,
+                 tags: dict[str, str] | None = None) -> TrainOutcome:
     """Check inputs, train on the Ray cluster, evaluate, register the model in MLflow.
 
-    `datasets` builds the job's Ray Data inputs once Ray is up (after the input checks)."""
+    `datasets` builds the job's Ray Data inputs once Ray is up (after the input checks); `tags`
+    go on a new MLflow run (a sweep's parent run, say)."""
     import mlflow
 
     config = job.config
     provenance = job.check_inputs()
     tracking_uri = tracking.configure(config.mlflow.tracking_uri, config.mlflow.experiment)
     params = {**flatten(config), **provenance, "git_commit": tracking.git_commit()}
-    run_id = tracking.find_or_create_run(config.ray.run_name, params, {"job": job.name})
+    run_id = tracking.find_or_create_run(config.ray.run_name, params,
+                                         {"job": job.name, **(tags or {})})
     init_ray()
     log.info("training %s: %d workers, %d steps; config:\n%s", config.ray.run_name,
              config.ray.num_workers, config.optim.steps, dump_config(config))
