@@ -1,4 +1,5 @@
-"""What every job shares: its command line, printing a training outcome, and error reporting."""
+"""What every job shares: environment defaults, its command line, printing a training outcome,
+and error reporting."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from shoematch.config import StrictModel, load_config
+from shoematch.env import apply_quiet_defaults
 from shoematch.errors import ShoematchError
 from shoematch.log import get_logger
 from shoematch.training.job import TrainOutcome
 
 log = get_logger("jobs")
 C = TypeVar("C", bound=StrictModel)
+apply_quiet_defaults()
 
 
 def parse_config(config_type: type[C], prog: str, doc: str | None,

@@ -3,16 +3,9 @@ per-worker step reporter, the Ray Data pipelines (CriSp training data, re-index 
 Ray Tune sweeps. Everything else in the library runs without Ray installed
 (tests/test_library_without_ray.py checks it).
 
-Importing this package sets quiet, local-first defaults before Ray is imported; an explicit
-environment always wins.
+Importing this package sets the quiet environment defaults before Ray is imported.
 """
 
-import os
+from shoematch.env import apply_quiet_defaults
 
-ENV_DEFAULTS = {
-    "RAY_DISABLE_USAGE_STATS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
-}
-for _key, _value in ENV_DEFAULTS.items():
-    os.environ.setdefault(_key, _value)
+apply_quiet_defaults()
