@@ -86,7 +86,10 @@ def crisp_trial(space: dict[str, Any]) -> None:
     """A Tune function trainable: one whole CriSp training run (its own DDP workers and MLflow
     run, a child of the sweep's), reporting its final validation metrics."""
     trial: CrispTrial = space["trial"]
-    outcome = train_crisp(trial.config, tags={"mlflow.parentRunId": space["parent_run"]})
+    # Launched as a task outside the trial's placement group: tasks a trial starts are held to
+    # its bundles, but the run's Ray Data and Train workers need the cluster's CPUs.
+    run = ray.remote(num_cpus=0, scheduling_strategy="DEFAULT")(train_crisp)
+    outcome = ray.get(run.remote(trial.config, {"mlflow.parentRunId": space["parent_run"]}))
     ray.tune.report({**outcome.metrics, "model_uri": outcome.model_uri or ""})
 
 
@@ -104,7 +107,8 @@ def run_crisp_sweep(config: CrispSweepConfig) -> str:
     metric = f"val_map_at_{config.schedule.val_k}"
     init_ray()
     tuner = ray.tune.Tuner(
-        ray.tune.with_resources(crisp_trial, {"cpu": 0}),  # its Train workers hold the CPUs
+        # A token CPU share: a trial only waits on its Train run, whose workers hold the CPUs.
+        ray.tune.with_resources(crisp_trial, {"cpu": 0.01}),
         param_space={"trial": ray.tune.grid_search(trials), "parent_run": parent},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=config.sweep.max_concurrent),
         run_config=ray.tune.RunConfig(name=config.sweep.run_name,
