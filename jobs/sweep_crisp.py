@@ -18,9 +18,12 @@ from shoematch.ray.tune import run_crisp_sweep
 from shoematch.training.config import with_absolute_paths
 
 
+def parse_args(argv: list[str] | None) -> CrispSweepConfig:
+    return parse_config(CrispSweepConfig, "jobs.sweep_crisp", __doc__, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = with_absolute_paths(
-        parse_config(CrispSweepConfig, "jobs.sweep_crisp", __doc__, argv))
+    config = with_absolute_paths(parse_args(argv))
     print(run_crisp_sweep(config))
     return 0
 

@@ -21,9 +21,12 @@ from shoematch.ray.tune import run_descriptor_sweep
 from shoematch.training.config import with_absolute_paths
 
 
+def parse_args(argv: list[str] | None) -> DescriptorSweepConfig:
+    return parse_config(DescriptorSweepConfig, "jobs.sweep_descriptors", __doc__, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = with_absolute_paths(
-        parse_config(DescriptorSweepConfig, "jobs.sweep_descriptors", __doc__, argv))
+    config = with_absolute_paths(parse_args(argv))
     provenance = check_descriptor_data(config.data, 1)
     results = run_descriptor_sweep(config, provenance["pos_weight"])
     print(log_results(config, provenance, results))

@@ -19,8 +19,12 @@ from shoematch.attributes.job import AttributeJob
 from shoematch.ray.train import run_training
 
 
+def parse_args(argv: list[str] | None) -> AttributeTrainConfig:
+    return parse_config(AttributeTrainConfig, "jobs.train_attributes", __doc__, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(AttributeTrainConfig, "jobs.train_attributes", __doc__, argv)
+    config = parse_args(argv)
     outcome = run_training(AttributeJob(config))
     report, k = outcome.evaluation, config.schedule.k
     print_outcome(outcome, {})

@@ -17,8 +17,12 @@ from shoematch.crisp.config import CrispTrainConfig
 from shoematch.ray.crisp import train_crisp
 
 
+def parse_args(argv: list[str] | None) -> CrispTrainConfig:
+    return parse_config(CrispTrainConfig, "jobs.train_crisp", __doc__, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    outcome = train_crisp(parse_config(CrispTrainConfig, "jobs.train_crisp", __doc__, argv))
+    outcome = train_crisp(parse_args(argv))
     print_outcome(outcome, outcome.metrics)
     return 0
 

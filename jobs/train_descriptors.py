@@ -19,8 +19,12 @@ from shoematch.descriptors.job import DescriptorJob
 from shoematch.ray.train import run_training
 
 
+def parse_args(argv: list[str] | None) -> DescriptorTrainConfig:
+    return parse_config(DescriptorTrainConfig, "jobs.train_descriptors", __doc__, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(DescriptorTrainConfig, "jobs.train_descriptors", __doc__, argv)
+    config = parse_args(argv)
     outcome = run_training(DescriptorJob(config))
     print_outcome(outcome, outcome.evaluation, label="pr_auc ")
     return 0
