@@ -1,5 +1,6 @@
 """CriSp training as users run it: `ray job submit` against a local head, 2 DDP workers on CPU,
-checkpoints, an MLflow run with metrics, a registered model, and recovery from a killed worker."""
+checkpoints, an MLflow run with metrics, a registered model, and recovery from a killed worker;
+the hyperparameter sweep on Ray Tune."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 from tests.ray_jobs import submit, wait_job
@@ -112,3 +115,26 @@ def test_paths_reach_workers_absolute(tmp_path, monkeypatch):
     kept = with_absolute_paths(load_config(CrispTrainConfig, None, [
         "data.refdb=s3://bucket/refs", "ray.storage_path=s3://bucket/ray"]))
     assert kept.data.refdb == "s3://bucket/refs" and kept.ray.storage_path == "s3://bucket/ray"
+
+
+@pytest.mark.slow
+def test_crisp_sweep_runs_each_trial_as_a_child_training_run(tiny_refs, tmp_path):
+    import mlflow
+
+    grid = "sweep.grid={optim.lr: [0.0001, 0.001]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.sweep_crisp", "--config", "configs/crisp_tiny.yaml",
+         *overrides(tiny_refs, str(tmp_path), "unused", steps=2), grid, "sweep.run_name=sw"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "| trial | optim.lr | val_map_at_100 | model |" in result.stdout
+    assert "| sw-000 | 0.0001 |" in result.stdout and "| sw-001 | 0.001 |" in result.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["crisp"], output_format="list")
+    parent = [r for r in runs if r.info.run_name == "sw"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")
+                == parent[0].info.run_id]
+    assert len(parent) == 1 and len(children) == 2
+    assert {float(c.data.params["optim.lr"]) for c in children} == {0.0001, 0.001}
+    assert all("val_map_at_100" in c.data.metrics for c in children)
+    assert (tmp_path / "ray" / "sw").is_dir()  # the Ray Tune experiment
