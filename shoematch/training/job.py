@@ -35,14 +35,23 @@ class TrainOutcome:
 
 
 class TrainJob(ABC):
-    """One model's training job; its config has `optim.seed`, `optim.steps`, `schedule`, `ray`
-    and `mlflow` sections (see `shoematch.training.config`)."""
+    """One model's training job; its config has `schedule`, `ray` and `mlflow` sections (see
+    `shoematch.training.config`) and, unless `steps` and `seed` say otherwise, `optim.steps` and
+    `optim.seed`."""
 
     name: ClassVar[str]  # MLflow `job` tag, e.g. "train_crisp"
     model_dir: ClassVar[str]  # the saved model's folder inside every checkpoint
 
     def __init__(self, config: Any) -> None:
         self.config = with_absolute_paths(config)
+
+    @property
+    def steps(self) -> int:
+        return self.config.optim.steps
+
+    @property
+    def seed(self) -> int:
+        return self.config.optim.seed
 
     @abstractmethod
     def check_inputs(self) -> dict[str, Any]:

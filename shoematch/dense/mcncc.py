@@ -1,0 +1,133 @@
+"""Multi-channel normalised cross-correlation (MCNCC, Kong et al. IJCV 2019) between a probe's
+feature map and every reference's, at every integer translation, exactly and batched.
+
+score(probe, reference) = max over translations t with enough overlap of
+    mean over channels c of NCC_c(t),
+NCC_c(t) = Pearson correlation of the probe's channel c and the reference's channel c over the
+cells where they overlap at t *and* the probe is visible (its mask); means and norms are taken
+over that overlap only, so a partial print is compared only where it has ink.
+
+Why FFT: every term is a correlation of a probe-side map with a reference-side map — the cross
+term Σ P·R, the reference's windowed sums Σ R and Σ R² under the probe's mask, and the probe's
+own sums Σ P, Σ P² and the overlap count under the reference's support. With all references on
+one grid (one canvas, as in the index), the probe-side terms are computed once per probe and
+only three correlations per (reference, channel) remain, done as one batched real FFT product.
+All of it runs on the tensors' device (GPU when present).
+
+Pitfalls handled: a channel that is constant over the overlap has no correlation (it counts 0,
+never NaN); tiny overlaps are not scored (they correlate highly by chance): an overlap must
+cover `min_overlap` of the smaller of the probe's visible area and the reference; a probe larger
+than the reference is compared over the overlap, never required to fit inside.
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-6
+
+
+def _spectrum(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return torch.fft.rfft2(maps, s=size)
+
+
+def _correlate(probe_spec: torch.Tensor, ref_spec: torch.Tensor,
+               size: tuple[int, int]) -> torch.Tensor:
+    """Full linear correlation from spectra (the probe side given flipped)."""
+    return torch.fft.irfft2(probe_spec * ref_spec, s=size)
+
+
+def fft_size(probe_hw: tuple[int, int], ref_hw: tuple[int, int]) -> tuple[int, int]:
+    """The full correlation grid: every translation with at least one overlapping cell."""
+    return probe_hw[0] + ref_hw[0] - 1, probe_hw[1] + ref_hw[1] - 1
+
+
+class ReferenceSpectra:
+    """The reference side of MCNCC, computed once per gallery and probe grid size.
+
+    `maps` [N, C, H, W] are the references' feature maps on one common grid. Spectra of R and R²
+    for a given correlation size are cached (they are reused by every probe of that size).
+    """
+
+    def __init__(self, maps: torch.Tensor, chunk: int = 64) -> None:
+        if maps.dim() != 4:
+            raise ValueError(f"reference maps must be [N, C, H, W], got {tuple(maps.shape)}")
+        self.maps = maps.float()
+        self.chunk = chunk
+        self._cache: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return int(self.maps.shape[-2]), int(self.maps.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.maps.shape[0])
+
+    def spectra(self, size: tuple[int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if size not in self._cache:
+            self._cache.clear()  # one probe size at a time keeps memory bounded
+            self._cache[size] = [
+                (_spectrum(part, size), _spectrum(part * part, size))
+                for part in self.maps.split(self.chunk)
+            ]
+        return self._cache[size]
+
+
+def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
+                 min_overlap: float = 0.5, return_offsets: bool = False,
+                 channel_weights: torch.Tensor | None = None
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """[N] best MCNCC score of `probe` [C, h, w] (visible where `mask` [h, w]) per reference.
+
+    `channel_weights` [C] (learned, positive) turn the channel mean into a weighted mean.
+    With `return_offsets` also [N, 2] best translations (dy, dx): the reference cell under the
+    probe's top-left cell. A reference with no valid translation scores -inf.
+    """
+    if probe.dim() != 3 or mask.shape != probe.shape[-2:]:
+        raise ValueError(f"probe must be [C, h, w] with a [h, w] mask, got {tuple(probe.shape)} "
+                         f"and {tuple(mask.shape)}")
+    channels, height, width = probe.shape
+    if references.maps.shape[1] != channels:
+        raise ValueError(f"probe has {channels} channels, references "
+                         f"{references.maps.shape[1]}")
+    size = fft_size((height, width), references.grid)
+    visible = mask.to(probe.dtype).float()
+    masked = probe.float() * visible
+    # Correlation = convolution with the probe flipped in both axes.
+    flip = (-2, -1)
+    spec_m = _spectrum(visible.flip(flip), size)
+    spec_pm = _spectrum(masked.flip(flip), size)
+    support = torch.ones(references.grid, device=probe.device)
+    spec_u = _spectrum(support, size)
+    count = _correlate(spec_m, spec_u, size).round()  # [H', W'] overlap cells
+    sum_p = _correlate(spec_pm, spec_u, size)  # [C, H', W']
+    sum_p2 = _correlate(_spectrum((masked * masked).flip(flip), size), spec_u, size)
+    area = min(float(visible.sum()), float(references.grid[0] * references.grid[1]))
+    valid = count >= max(min_overlap * area, 1.0)
+    safe_count = count.clamp_min(1.0)
+    var_p = (sum_p2 - sum_p * sum_p / safe_count).clamp_min(0.0)
+    best_scores, best_offsets = [], []
+    for spec_r, spec_r2 in references.spectra(size):
+        sum_r = _correlate(spec_m, spec_r, size)  # [n, C, H', W']
+        sum_r2 = _correlate(spec_m, spec_r2, size)
+        cross = _correlate(spec_pm, spec_r, size)
+        covariance = cross - sum_p * sum_r / safe_count
+        var_r = (sum_r2 - sum_r * sum_r / safe_count).clamp_min(0.0)
+        ncc = covariance / torch.sqrt(var_p * var_r + EPS)
+        if channel_weights is None:
+            combined = ncc.mean(dim=1)
+        else:
+            combined = torch.einsum("nchw,c->nhw", ncc, channel_weights) / channel_weights.sum()
+        score = combined.masked_fill(~valid, float("-inf"))  # [n, H', W']
+        flat = score.flatten(1)
+        value, index = flat.max(dim=1)
+        best_scores.append(value)
+        best_offsets.append(index)
+    scores = torch.cat(best_scores)
+    if not return_offsets:
+        return scores
+    index = torch.cat(best_offsets)
+    width_full = size[1]
+    offsets = torch.stack([index // width_full - (height - 1), index % width_full - (width - 1)],
+                          dim=1)
+    return scores, offsets

@@ -1,0 +1,43 @@
+"""The FID-300 benchmark's data path and dense rows on a tiny folder laid out like FID-300
+(references/*.png, probes/*.jpg, labels_dev.csv), made here from synthetic treads."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.fid300 import evaluate_dense
+from benchmarks.fid300_data import load_fid
+from shoematch.dense.matcher import DenseConfig
+
+
+def make_fid_folder(root, count: int = 5) -> None:
+    """FID-300 conventions: grey, dark ink on light paper, toe up, 20 px/cm."""
+    rng = np.random.default_rng(0)
+    (root / "references").mkdir(parents=True)
+    (root / "probes").mkdir()
+    lines = ["probe_id,reference_id"]
+    for number in range(1, count + 1):
+        cells = rng.random((24, 10)) > 0.5
+        ink = np.kron(cells, np.ones((16, 16)))
+        Image.fromarray((255 - 200 * ink).astype(np.uint8)).save(
+            root / "references" / f"{number:05d}.png")
+        crop = ink[96:320, 16:144]
+        noisy = np.clip(255 - 180 * crop + rng.normal(0, 12, crop.shape), 0, 255)
+        Image.fromarray(noisy.astype(np.uint8)).save(root / "probes" / f"{number + 10:05d}.jpg",
+                                                     quality=90)
+        lines.append(f"{number + 10},{number}")
+    (root / "labels_dev.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_dense_rows_on_an_fid_layout_folder(tmp_path) -> None:
+    make_fid_folder(tmp_path / "src")
+    data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
+    assert data.px_per_cm == 10.0 and len(data.probes) == 5
+    assert len(data.reference_prints) == 5
+    row, per_probe, _, gallery = evaluate_dense(data, DenseConfig(block=2))
+    assert row["hit@1"] == 100.0 and row["top1%"] == 100.0
+    assert row["ranks"] == [1] * 5 and len(per_probe) == 5
+    assert row["bytes_per_reference"] == int(gallery.maps[0].numel()) * 2
+    again = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))  # ingested once, reused
+    assert again.refdb == data.refdb
