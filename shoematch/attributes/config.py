@@ -8,7 +8,12 @@ from pydantic import Field
 
 from shoematch.attributes.model import AttributeNetConfig
 from shoematch.config import StrictModel
-from shoematch.training.config import TrainMlflowConfig, TrainRayConfig, TrainScheduleConfig
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class AttributeDataConfig(StrictModel):
@@ -55,21 +60,15 @@ class AttributeScheduleConfig(TrainScheduleConfig):
     k: int = Field(20, ge=1, description="street → catalogue top-k accuracy")
 
 
-class AttributeMlflowConfig(TrainMlflowConfig):
-    experiment: str = "attributes"
-    registered_model: str | None = "shoe-attributes"
+class AttributeTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "attributes"},
+                    "mlflow": {"experiment": "attributes", "registered_model": "shoe-attributes"}}
 
-
-class AttributeRayConfig(TrainRayConfig):
-    run_name: str = "attributes"
-
-
-class AttributeTrainConfig(StrictModel):
     data: AttributeDataConfig
     model: AttributeNetConfig = AttributeNetConfig()
     loss: AttributeLossConfig = AttributeLossConfig()
     optim: AttributeOptimConfig = AttributeOptimConfig()
     mining: MiningConfig = MiningConfig()
     schedule: AttributeScheduleConfig = AttributeScheduleConfig()
-    ray: AttributeRayConfig = AttributeRayConfig()
-    mlflow: AttributeMlflowConfig = AttributeMlflowConfig()
+    ray: TrainRayConfig
+    mlflow: TrainMlflowConfig

@@ -9,7 +9,12 @@ from pydantic import Field, model_validator
 from shoematch.augment.config import AugConfig
 from shoematch.config import StrictModel
 from shoematch.crisp.model import CrispEncoderConfig
-from shoematch.training.config import TrainMlflowConfig, TrainRayConfig, TrainScheduleConfig
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class DataConfig(StrictModel):
@@ -47,26 +52,23 @@ class ScheduleConfig(TrainScheduleConfig):
 
 
 class RayConfig(TrainRayConfig):
-    run_name: str = "crisp"
     aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
     aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see docs/decisions.md")
     aug_batch_size: int = Field(16, ge=1)
 
 
-class MlflowConfig(TrainMlflowConfig):
-    experiment: str = "crisp"
-    registered_model: str | None = "crisp-encoder"
+class CrispTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "crisp"},
+                    "mlflow": {"experiment": "crisp", "registered_model": "crisp-encoder"}}
 
-
-class CrispTrainConfig(StrictModel):
     data: DataConfig
     model: CrispEncoderConfig = CrispEncoderConfig()
     aug: AugConfig = AugConfig()
     masking: MaskingConfig = MaskingConfig()
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+    ray: RayConfig
+    mlflow: TrainMlflowConfig
 
     @model_validator(mode="after")
     def _global_pooling_has_no_cells(self) -> CrispTrainConfig:

@@ -11,7 +11,12 @@ from shoematch.config import StrictModel
 from shoematch.descriptors.channels import check_channels
 from shoematch.descriptors.model import DescriptorNetConfig
 from shoematch.descriptors.preprocess import Preprocess
-from shoematch.training.config import TrainMlflowConfig, TrainRayConfig, TrainScheduleConfig
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class DescriptorDataConfig(StrictModel):
@@ -44,22 +49,16 @@ class DescriptorScheduleConfig(TrainScheduleConfig):
     gradcam_descriptors: int = Field(3, ge=0, description="Grad-CAM PNGs logged at the end")
 
 
-class DescriptorMlflowConfig(TrainMlflowConfig):
-    experiment: str = "descriptors"
-    registered_model: str | None = "shoe-descriptors"
+class DescriptorTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "descriptors"},
+                    "mlflow": {"experiment": "descriptors", "registered_model": "shoe-descriptors"}}
 
-
-class DescriptorRayConfig(TrainRayConfig):
-    run_name: str = "descriptors"
-
-
-class DescriptorTrainConfig(StrictModel):
     data: DescriptorDataConfig
     model: DescriptorNetConfig = DescriptorNetConfig()
     optim: DescriptorOptimConfig = DescriptorOptimConfig()
     schedule: DescriptorScheduleConfig = DescriptorScheduleConfig()
-    ray: DescriptorRayConfig = DescriptorRayConfig()
-    mlflow: DescriptorMlflowConfig = DescriptorMlflowConfig()
+    ray: TrainRayConfig
+    mlflow: TrainMlflowConfig
 
     @model_validator(mode="after")
     def _phases_fit(self) -> DescriptorTrainConfig:
@@ -67,7 +66,6 @@ class DescriptorTrainConfig(StrictModel):
             raise ValueError(f"optim.frozen_steps ({self.optim.frozen_steps}) exceeds "
                              f"optim.steps ({self.optim.steps})")
         return self
-
 
 
 class SweepConfig(StrictModel):

@@ -7,11 +7,11 @@ model) and adds its own fields; the shared driver reads only what is declared he
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from shoematch.config import StrictModel
+from shoematch.config import StrictModel, merge
 
 C = TypeVar("C", bound=StrictModel)
 # Config fields holding a local path or URI that Ray workers must be able to read (or write).
@@ -19,6 +19,18 @@ PATH_FIELDS = (("data", "refdb"), ("data", "val_queries"), ("model", "pretrained
                ("ray", "storage_path"), ("export",))
 # Values of those fields that name something other than a file (weights a package ships).
 NOT_PATHS = frozenset({"imagenet"})
+
+
+class TrainConfig(StrictModel):
+    """Base of every training job's config: `job_defaults` holds the values that name the job
+    (run name, MLflow experiment and registered model, schedule), applied under the user's."""
+
+    job_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_job_defaults(cls, data: Any) -> Any:
+        return merge(cls.job_defaults, data) if isinstance(data, dict) else data
 
 
 class TrainRayConfig(StrictModel):
