@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shoematch.config import StrictModel, load_config
 from shoematch.env import apply_quiet_defaults
 from shoematch.errors import ShoematchError
 from shoematch.log import get_logger
-from shoematch.training.job import TrainOutcome
+
+if TYPE_CHECKING:  # jobs without training should not pay for importing torch
+    from shoematch.training.job import TrainOutcome
 
 log = get_logger("jobs")
 C = TypeVar("C", bound=StrictModel)
