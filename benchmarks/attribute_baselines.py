@@ -17,10 +17,11 @@ import math
 import time
 
 from benchmarks.descriptor_sweep import synthetic_refdb
-from jobs.common import init_ray
-from shoematch.attributes.config import AttributeTrainConfig, with_absolute_paths
+from shoematch.attributes.config import AttributeTrainConfig
 from shoematch.attributes.data import check_attribute_data
 from shoematch.config import load_config
+from shoematch.ray.cluster import init_ray
+from shoematch.training.config import with_absolute_paths
 
 CONFIG = "configs/attributes_tiny.yaml"
 SETTINGS = {

@@ -79,9 +79,9 @@ def _paired_batch(images: int, device: torch.device) -> dict[str, torch.Tensor]:
 def measure_training(batch: int, arch: str, iters: int = 3, warmup: int = 1,
                      device: str = "cpu") -> float:
     """Encoder training images per second (the CriSp step on `batch` encoder inputs)."""
-    from shoematch.models.crisp import CrispEncoder
-    from shoematch.training.crisp_config import MaskingConfig
-    from shoematch.training.crisp_step import crisp_loss
+    from shoematch.crisp.config import MaskingConfig
+    from shoematch.crisp.model import CrispEncoder
+    from shoematch.crisp.training import crisp_loss
 
     dev = torch.device(device)
     model = CrispEncoder(arch=arch).to(dev).train()

@@ -18,14 +18,20 @@ import tempfile
 import torch
 
 from benchmarks.common import random_encoder, synthetic_db
-from jobs import reindex as job
-from jobs.common import init_ray
+from shoematch.index.reindex import (
+    LocalExecutor,
+    ReindexResult,
+    ReindexSettings,
+    make_plan,
+    run_reindex,
+)
+from shoematch.ray.cluster import init_ray
+from shoematch.ray.reindex import RayDataExecutor
 
 
-def run(model: str, refdb: str, out: str, local: bool, batch: int) -> job.ReindexResult:
-    args = job.parse_args(["--model", model, "--refdb", refdb, "--out", out, "--shards", "4",
-                           "--batch-size", str(batch), *(["--local"] if local else [])])
-    return job.reindex(args)
+def run(model: str, refdb: str, out: str, local: bool, batch: int) -> ReindexResult:
+    plan = make_plan(ReindexSettings(model, refdb, out, shards=4, batch_size=batch))
+    return run_reindex(plan, LocalExecutor() if local else RayDataExecutor())
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import numpy as np
 from benchmarks.common import random_encoder, synthetic_db
 from cluster.processes import free_port
 from jobs import reindex as job
-from jobs.common import init_ray
 from shoematch.data.dataset import open_dataset
+from shoematch.ray.cluster import init_ray
 
 
 def fire(url: str, records: list[dict], requests: int, concurrency: int) -> tuple[list, float]:

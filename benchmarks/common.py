@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from shoematch.model_store import save_encoder
-from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig
+from shoematch.crisp.store import save_encoder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

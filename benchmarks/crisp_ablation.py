@@ -5,7 +5,7 @@
 Trains three encoders with configs/crisp_synth_bench.yaml (global pooling; spatial features
 without masking; CriSp: spatial + feature masking + query masking in training) and evaluates
 each on the test queries — the spatial model both without and with query masking at test time —
-then prints hit@K / mAP@K / CMC and the wall time of each run. Expected order (DESIGN.md):
+then prints hit@K / mAP@K / CMC and the wall time of each run. Expected order (docs/decisions.md):
 global < spatial < spatial + masking < CriSp.
 """
 
@@ -19,13 +19,13 @@ import time
 import torch
 
 from jobs import synth as synth_job
-from jobs.common import init_ray
-from jobs.train_crisp import train
 from shoematch.config import load_config
+from shoematch.crisp.config import CrispTrainConfig
+from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
-from shoematch.model_store import load_encoder
+from shoematch.ray.cluster import init_ray
+from shoematch.ray.crisp import train_crisp
 from shoematch.retrieval.evaluation import evaluate_encoder
-from shoematch.training.crisp_config import CrispTrainConfig
 
 CONFIG = "configs/crisp_synth_bench.yaml"
 VARIANTS = {
@@ -63,7 +63,7 @@ def main() -> None:
                      f"mlflow.tracking_uri=sqlite:///{args.out}/mlflow.db",
                      f"optim.steps={args.steps}", *VARIANTS[name], *args.set]
         started = time.monotonic()
-        outcome = train(load_config(CrispTrainConfig, CONFIG, overrides))
+        outcome = train_crisp(load_config(CrispTrainConfig, CONFIG, overrides))
         minutes = (time.monotonic() - started) / 60
         model = load_encoder(outcome.model_uri).model.to(device)
         spatial = name != "global"

@@ -17,14 +17,14 @@ import time
 import torch
 
 from jobs import ingest as ingest_job
-from jobs.common import init_ray
-from jobs.train_crisp import train
 from shoematch.config import load_config
+from shoematch.crisp.config import CrispTrainConfig
+from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
-from shoematch.model_store import load_encoder
+from shoematch.ray.cluster import init_ray
+from shoematch.ray.crisp import train_crisp
 from shoematch.retrieval.evaluation import evaluate_encoder
 from shoematch.retrieval.placement import PlacementConfig
-from shoematch.training.crisp_config import CrispTrainConfig
 
 CONFIG = "configs/crisp_fid300.yaml"
 PUBLISHED = {  # FID-300 README, this dev split (percent)
@@ -61,7 +61,7 @@ def main() -> None:
                      f"mlflow.tracking_uri=sqlite:///{args.out}/mlflow.db",
                      f"optim.steps={args.steps}"]
         started = time.monotonic()
-        model_uri = train(load_config(CrispTrainConfig, CONFIG, overrides)).model_uri
+        model_uri = train_crisp(load_config(CrispTrainConfig, CONFIG, overrides)).model_uri
         minutes = (time.monotonic() - started) / 60
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_encoder(model_uri).model.to(device)

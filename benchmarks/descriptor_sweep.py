@@ -2,9 +2,9 @@
 
     python -m benchmarks.descriptor_sweep [--out runs/aux-bench] [--models 120] [--steps 80]
 
-Generates a reference db (once), runs jobs.sweep_descriptors' trials (5 preprocessing layers ×
-3 channel orders, parallel Ray tasks, ResNet-18 at 352×144, trained from scratch) and logs them
-to MLflow (`OUT/mlflow.db`), then prints mean PR-AUC (and per descriptor) on the held-out test
+Generates a reference db (once), runs the descriptor sweep (5 preprocessing layers ×
+3 channel orders, parallel Ray Tune trials, ResNet-18 at 352×144, trained from scratch) and logs
+them to MLflow (`OUT/mlflow.db`), then prints mean PR-AUC (and per descriptor) on the held-out test
 patterns for every setting, best first, and the best and worst settings.
 """
 
@@ -14,18 +14,15 @@ import argparse
 import os
 
 from jobs import synth as synth_job
-from jobs.common import init_ray
-from jobs.sweep_descriptors import log_results, run_trials
 from shoematch.config import load_config
 from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import DESCRIPTOR_CODES
-from shoematch.descriptors.config import (
-    DescriptorDataConfig,
-    DescriptorSweepConfig,
-    with_absolute_paths,
-)
+from shoematch.descriptors.config import DescriptorDataConfig, DescriptorSweepConfig
 from shoematch.descriptors.data import check_descriptor_data, label_matrix, part_rows
 from shoematch.descriptors.report import pr_auc_table
+from shoematch.descriptors.sweep import log_results, ranked_results
+from shoematch.ray.tune import run_descriptor_sweep
+from shoematch.training.config import with_absolute_paths
 
 CONFIG = "configs/descriptor_sweep_tiny.yaml"
 
@@ -67,10 +64,9 @@ def main() -> None:
     print(f"records: train {provenance['train_records']}, val {provenance['val_records']}, "
           f"eval {provenance['eval_records']}; {args.steps} steps × batch "
           f"{config.optim.batch_size}")
-    init_ray()
-    results = run_trials(config, provenance["pos_weight"])
+    results = run_descriptor_sweep(config, provenance["pos_weight"])
     print(log_results(config, provenance, results))
-    ranked = sorted(results, key=lambda r: -r["pr_auc"]["mean"])
+    ranked = ranked_results(results)
     print("\nbest and worst:")
     print(pr_auc_table({f"best {ranked[0]['setting']}": ranked[0]["pr_auc"],
                         f"worst {ranked[-1]['setting']}": ranked[-1]["pr_auc"],

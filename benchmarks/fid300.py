@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.fid300_data import FidData, load_fid
 from benchmarks.fid300_train import train_crisp_encoder, train_matcher_weights
+from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
 from shoematch.dense.calibration import (
     cross_validated,
@@ -39,7 +40,6 @@ from shoematch.dense.ranking import (
     pessimistic_rank,
 )
 from shoematch.log import get_logger
-from shoematch.model_store import load_encoder
 from shoematch.retrieval.encode import encode_references
 from shoematch.retrieval.placement import PlacementConfig, placement_scores
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 from benchmarks.fid300_data import FidData
+from shoematch.crisp.store import load_encoder, save_encoder
 from shoematch.errors import ConfigError
-from shoematch.model_store import load_encoder, save_encoder
 
 CONFIG = "configs/matcher_fid300.yaml"
 CRISP_CONFIG = "configs/crisp_fid300.yaml"

@@ -1,69 +1,44 @@
-"""What every job shares: environment defaults, Ray connection, and error reporting."""
+"""What every job shares: environment defaults, its command line, printing a training outcome,
+and error reporting."""
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from shoematch.config import StrictModel, load_config
+from shoematch.env import apply_quiet_defaults
 from shoematch.errors import ShoematchError
 from shoematch.log import get_logger
 
+if TYPE_CHECKING:  # jobs without training should not pay for importing torch
+    from shoematch.training.job import TrainOutcome
+
 log = get_logger("jobs")
-
-# Quiet, local-first defaults; an explicit environment always wins.
-ENV_DEFAULTS = {
-    "RAY_DISABLE_USAGE_STATS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
-}
-for _key, _value in ENV_DEFAULTS.items():
-    os.environ.setdefault(_key, _value)
+C = TypeVar("C", bound=StrictModel)
+apply_quiet_defaults()
 
 
-def quiet_train_cleaner() -> None:
-    """Worker setup hook for local instances: without a dashboard there is no State API, and Ray
-    Train's placement-group cleaner would log a warning about it every few seconds."""
-    import logging
-
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner"
-                      ).setLevel(logging.ERROR)
-
-
-def init_ray(local_cpus: int | None = None, object_store_mb: int = 1024) -> None:
-    """Join the cluster this job was submitted to (RAY_ADDRESS), else start a local instance."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
-        log.info("connected to Ray cluster at %s", os.environ["RAY_ADDRESS"])
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        address="local",  # a fresh instance, even if another cluster runs on this machine
-        num_cpus=local_cpus,
-        object_store_memory=object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=True,
-        runtime_env={"worker_process_setup_hook": quiet_train_cleaner},
-    )
-    log.info("started a local Ray instance (%s CPUs)", ray.cluster_resources().get("CPU"))
+def parse_config(config_type: type[C], prog: str, doc: str | None,
+                 argv: list[str] | None) -> C:
+    """`--config FILE key.sub=value ...` → the job's validated config."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML config (see configs/)")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    args = parser.parse_args(argv)
+    return load_config(config_type, args.config, args.overrides)
 
 
-def submit_job(client, entrypoint: str, runtime_env: dict, timeout_s: float = 90.0) -> str:
-    """Submit through the Jobs API, retrying (bounded) while the head's job agent starts."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
-        except RuntimeError as exc:
-            if "No available agent" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(2)
+def print_outcome(outcome: TrainOutcome, values: Mapping[str, Any], label: str = "") -> None:
+    """The registered model, the last checkpoint, then `values` one per line."""
+    print(f"model: {outcome.model_uri}")
+    print(f"checkpoint: {outcome.checkpoint}")
+    for key, value in sorted(values.items()):
+        print(f"{label}{key}: {value:.4f}" if isinstance(value, float)
+              else f"{label}{key}: {value}")
 
 
 def shoematch_cause(exc: BaseException) -> ShoematchError | None:

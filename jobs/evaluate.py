@@ -18,10 +18,10 @@ import os
 import torch
 
 from jobs.common import log, run_main
+from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
 from shoematch.errors import DatasetError
-from shoematch.model_store import load_encoder
 from shoematch.retrieval.evaluation import evaluate_encoder
 from shoematch.retrieval.placement import PlacementConfig
 from shoematch.retrieval.report_grid import write_top_matches_grid

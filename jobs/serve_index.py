@@ -15,9 +15,10 @@ import time
 
 import httpx
 
-from jobs.common import init_ray, log, run_main
+from jobs.common import log, run_main
 from shoematch.errors import ShoematchError
 from shoematch.index.layout import read_current
+from shoematch.ray.cluster import init_ray
 
 APP_NAME = "shoematch"
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.common import init_ray, log, run_main
+from jobs.common import log, run_main
 from shoematch.data.dataset import ShardInfo
 from shoematch.data.schema import Canvas
 from shoematch.data.synth import SynthSpec
 from shoematch.data.synth_build import ShardTask, build, build_shard, write_sheet
+from shoematch.ray.cluster import init_ray
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from ray import serve
 
+from shoematch.crisp.store import load_encoder
 from shoematch.index.encoding import query_cells
-from shoematch.model_store import load_encoder
 
 KEEP_MODELS = 2
 

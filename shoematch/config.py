@@ -47,11 +47,12 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated by `extra`, nested dicts merged key by key."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -84,9 +85,20 @@ def load_config(model: type[C], path: str | None = None,
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data, source = loaded, path
-    data = _merge(data, parse_overrides(overrides))
+    data = merge(data, parse_overrides(overrides))
     try:
         return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+
+
+def with_overrides(config: C, overrides: dict[str, Any], source: str = "overrides") -> C:
+    """A copy of `config` with dotted keys set ({"optim.lr": 0.001}), validated like a file."""
+    data: dict[str, Any] = {}
+    for key, value in overrides.items():
+        _set_dotted(data, key, value)
+    try:
+        return type(config).model_validate(merge(config.model_dump(mode="json"), data))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
 

@@ -27,3 +27,7 @@ class SearchIndexError(ShoematchError):
 
 class QueryError(ShoematchError):
     """A search request is invalid (bad image, mask, k, or filter); names the offending part."""
+
+
+class TrainingError(ShoematchError):
+    """A training run ended without a usable result (no checkpoint, no model to register)."""

@@ -83,7 +83,8 @@ def fid300_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_refs(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A small synthetic reference db + queries (64×128 canvas), generated in-process."""
+    """The tests' synthetic data: `references` (16 models × 2 instances) and `queries` (8) on a
+    64×128 canvas, generated once per session by `jobs.synth --local`."""
     import subprocess
     import sys
 
@@ -101,8 +102,8 @@ def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A randomly initialised (seeded) small CriSp encoder saved as a model directory."""
     import torch
 
-    from shoematch.model_store import save_encoder
-    from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
+    from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig
+    from shoematch.crisp.store import save_encoder
 
     torch.manual_seed(0)
     config = CrispEncoderConfig(arch="resnet18", embed_dim=16)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import sys
 import time
 
-from jobs.common import submit_job
+from shoematch.ray.cluster import submit_job
 from tests.conftest import REPO
 
 
-def submit(client, module: str, args: list[str], env: dict[str, str] | None = None) -> str:
-    return submit_job(client, " ".join([sys.executable, "-m", module, *args]),
-                      {"working_dir": str(REPO), "env_vars": env or {}})
+def submit(client, module: str, args: list[str], env: dict[str, str] | None = None,
+           python: str = sys.executable, excludes: list[str] | None = None) -> str:
+    """`python -m module args` as a Ray job with this repository as its working dir; `python`
+    is the interpreter on the cluster (this one for a head started by the tests)."""
+    runtime_env = {"working_dir": str(REPO), "env_vars": env or {}}
+    if excludes:
+        runtime_env["excludes"] = excludes
+    return submit_job(client, " ".join([python, "-m", module, *args]), runtime_env)
 
 
 def wait_job(client, job, timeout_s: float, until=None):

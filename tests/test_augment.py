@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shoematch.augment import AugConfig, augment_prints, perlin_noise
-from shoematch.augment.crime_scene import quad_mask
+from shoematch.augment.occlusion import quad_mask
 from shoematch.config import load_config
 from shoematch.errors import ConfigError
 
@@ -168,3 +168,53 @@ def test_cuda_stays_on_device():
     assert a.min() >= 0 and a.max() <= 1
     with pytest.raises(ValueError, match="generator"):
         augment_prints(x, cfg, gen(0, "cpu"))
+
+
+def test_params_replay_and_visibility():
+    from shoematch.augment.crime_scene import apply_augmentation
+
+    x = prints()
+    cfg = AugConfig(p_quads=1.0, p_erasure=1.0)
+    y, params = augment_prints(x, cfg, gen(7), return_params=True)
+    assert torch.equal(y, augment_prints(x, cfg, gen(7)))  # same stream with or without params
+    assert torch.equal(apply_augmentation(x, params, cfg), y)  # draws replay exactly
+    visible = params.visible(x.shape, x.device)
+    assert visible.dtype == torch.bool and visible.shape == x.shape
+    assert not visible[params.occlusion.cover > 0].any()  # under a quadrilateral: hidden
+    erased = params.erasure.strength.view(-1, 1, 1, 1) * params.erasure.region > 0.5
+    assert erased.any() and not visible[erased].any()
+    assert visible.float().mean() > 0.2  # most of the canvas stays visible
+
+    only_noise = AugConfig(**{**OFF, "noise": True})
+    _, params = augment_prints(x, only_noise, gen(7), return_params=True)
+    assert params.occlusion is None and params.erasure is None
+    assert params.visible(x.shape, x.device).all()  # noise hides nothing
+
+
+def test_training_pairs_mask_follows_the_augmentation():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from shoematch.crisp.data import AugmentPairs
+
+    def png(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    ink = png((prints(1)[0, 0].numpy() * 255).astype(np.uint8))
+    sole = png(np.full((H, W), 255, np.uint8))
+    rows = {"label": np.array(["a", "b"]),
+            "print": np.array([[ink, ink], [ink]], dtype=object),
+            "depth": np.array([[None, None], [None]], dtype=object),
+            "mask": np.array([[sole, sole], [sole]], dtype=object)}
+    cfg = {"p_quads": 1.0, "p_erasure": 1.0}
+    follows = AugmentPairs(cfg, seed=0, device="cpu")(rows)
+    clean = AugmentPairs({**cfg, "mask_follows": False}, seed=0, device="cpu")(rows)
+    assert (clean["mask_a"] == 255).all()  # the clean sole mask passed through
+    assert torch.equal(torch.from_numpy(follows["print_a"]), torch.from_numpy(clean["print_a"]))
+    hidden = follows["mask_a"] == 0
+    assert hidden.any() and not hidden.all()
+    assert set(np.unique(follows["mask_a"]).tolist()) <= {0, 255}

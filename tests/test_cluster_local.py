@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import REPO
+from tests.ray_jobs import submit
 
 pytestmark = pytest.mark.slow
 
@@ -124,10 +125,8 @@ def test_training_spans_worker_nodes_and_survives_losing_one(stack):
                  f"mlflow.tracking_uri={stack.mlflow_url}", f"optim.steps={STEPS}",
                  "schedule.checkpoint_every=4", "schedule.log_every=2", "optim.batch_models=2",
                  "data.label=model", "model.embed_dim=16", "ray.cpus_per_worker=1.5"]
-    job = client.submit_job(
-        entrypoint="python -m jobs.train_crisp --config configs/crisp_tiny.yaml "
-                   + " ".join(overrides),
-        runtime_env={"working_dir": str(REPO), "excludes": [".git", ".venv", "runs"]})
+    job = submit(client, "jobs.train_crisp", ["--config", "configs/crisp_tiny.yaml", *overrides],
+                 python="python", excludes=[".git", ".venv", "runs"])
 
     # The first checkpoint is in S3 and training has gone past it: now lose a node.
     wait_for(lambda: job_running(client, job) and "spread/step_0000004/train_state.pt" in

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from shoematch.models.crisp import CrispEncoder
-from shoematch.training.crisp_config import MaskingConfig
-from shoematch.training.crisp_step import crisp_loss
+from shoematch.crisp.config import MaskingConfig
+from shoematch.crisp.model import CrispEncoder
+from shoematch.crisp.training import crisp_loss
 
 
 def paired_batch(models: int = 3, height: int = 64, width: int = 128) -> dict[str, torch.Tensor]:

@@ -108,7 +108,8 @@ def test_fine_tuning_runs_and_its_weights_load_into_the_matcher(tmp_path) -> Non
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses: list[float] = []
     running_mean = model.features.body._bn0.running_mean.clone()
-    train_steps(model, optimizer, prints, config, 0, 0, lambda step, loss: losses.append(loss))
+    train_steps(model, optimizer, prints, config, 0, 0,
+                lambda step, parts, images: losses.append(parts["loss"]))
     assert len(losses) == 3 and all(np.isfinite(losses))
     assert torch.equal(model.features.body._bn0.running_mean, running_mean)  # frozen BN
     path = tmp_path / "matcher.pt"

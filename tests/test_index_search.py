@@ -1,5 +1,5 @@
-"""The index's search is exact: same ranking as the reference method (DESIGN.md scoring, full
-sort, first occurrence per model), across shards, with filters, ties and masked cells."""
+"""The index's search is exact: same ranking as the reference method (docs/scoring-and-metrics.md,
+full sort, first occurrence per model), across shards, with filters, ties and masked cells."""
 
 from __future__ import annotations
 

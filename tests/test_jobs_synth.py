@@ -3,12 +3,12 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from shoematch.data.dataset import open_dataset
 from tests.conftest import REPO
+from tests.ray_jobs import submit, wait_job
 
 ARGS = ["--models", "6", "--instances", "2", "--queries", "5", "--seed", "3",
         "--shard-models", "4", "--shard-queries", "3"]
@@ -42,17 +42,10 @@ def test_ray_job_submit_matches_local(tmp_path, ray_head):
 
     out = tmp_path / "submitted"
     client = JobSubmissionClient(ray_head.url)
-    job = client.submit_job(
-        entrypoint=" ".join([sys.executable, "-m", "jobs.synth", "--out", str(out), *ARGS]),
-        runtime_env={"working_dir": str(REPO)},
-    )
-    deadline = time.monotonic() + 240
-    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
-                                             JobStatus.STOPPED):
-        assert time.monotonic() < deadline, "job did not finish in time"
-        time.sleep(1)
+    job = submit(client, "jobs.synth", ["--out", str(out), *ARGS])
+    status = wait_job(client, job, 240)
     logs = client.get_job_logs(job)
-    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs
+    assert status == JobStatus.SUCCEEDED, logs
     assert "shards: 4/4" in logs
     local = run_job("--out", str(tmp_path / "local"), "--local", *ARGS)
     assert local.returncode == 0, local.stderr

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from shoematch.config import load_config
-from shoematch.errors import ConfigError, ShoematchError
-from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig, encoder_input
-from shoematch.models.losses import (
+from shoematch.crisp.losses import (
     crisp_contrastive_loss,
     masked_flat_features,
     random_rectangle_mask,
 )
+from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig, encoder_input
+from shoematch.errors import ConfigError, ShoematchError
 from shoematch.models.resnet import (
     WeightsMismatchError,
     adapt_stem_weight,

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from cluster.processes import free_port
+from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
 from shoematch.data.images import decode_image, encode_png
 from shoematch.index.encoding import query_cells
 from shoematch.index.reader import SearchIndex
-from shoematch.model_store import load_encoder
 from tests.conftest import REPO
 from tests.ray_jobs import submit, wait_job
 

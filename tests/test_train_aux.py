@@ -1,7 +1,7 @@
 """The auxiliary models as users run them: `ray job submit` against a local head with 2 DDP
 workers on CPU, an MLflow run with evaluation metrics and artifacts, a registered model that
-loads through its MLflow URI and predicts; the descriptor sweep as one job of parallel trials;
-bad input that fails before any cluster work."""
+loads through its MLflow URI and predicts; the descriptor sweep as one Ray Tune job of parallel
+trials; bad input that fails before any cluster work."""
 
 from __future__ import annotations
 
@@ -15,16 +15,10 @@ from tests.conftest import REPO
 from tests.ray_jobs import submit as submit_job
 from tests.ray_jobs import wait_job
 
-SYNTH = ["--models", "16", "--instances", "2", "--queries", "1", "--seed", "11", "--local"]
-
 
 @pytest.fixture(scope="module")
-def refdb(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("aux-data")
-    result = subprocess.run([sys.executable, "-m", "jobs.synth", "--out", str(out), *SYNTH],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return f"{out}/references"
+def refdb(tiny_refs) -> str:
+    return f"{tiny_refs}/references"
 
 
 def common(refdb: str, tmp) -> list[str]:
@@ -114,9 +108,11 @@ def test_descriptor_sweep_runs_parallel_trials_in_one_job(refdb, tmp_path, ray_h
 
     logs = submit(ray_head, "sweep_descriptors", [
         "--config", "configs/descriptor_sweep_tiny.yaml", *common(refdb, tmp_path),
-        "optim.steps=2", "optim.frozen_steps=1", "optim.batch_size=4",
-        "sweep.preprocess=[none,inc_d]", "sweep.channels=[BHN,NNH]"])
+        f"ray.storage_path={tmp_path}/ray", "optim.steps=2", "optim.frozen_steps=1",
+        "optim.batch_size=4", "sweep.preprocess=[none,inc_d]", "sweep.channels=[BHN,NNH]",
+        "sweep.report_every=1"])
     assert "4 trials submitted" in logs
+    assert (tmp_path / "ray" / "descriptor-sweep-tiny").is_dir()  # the Ray Tune experiment
     for setting in ("none/B-H-N", "none/N-N-H", "inc_d/B-H-N", "inc_d/N-N-H"):
         assert f"| {setting} |" in logs
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")

@@ -1,5 +1,6 @@
 """CriSp training as users run it: `ray job submit` against a local head, 2 DDP workers on CPU,
-checkpoints, an MLflow run with metrics, a registered model, and recovery from a killed worker."""
+checkpoints, an MLflow run with metrics, a registered model, and recovery from a killed worker;
+the hyperparameter sweep on Ray Tune."""
 
 from __future__ import annotations
 
@@ -12,19 +13,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tests.ray_jobs import wait_job
-
-SYNTH = ["--models", "8", "--instances", "2", "--queries", "8", "--seed", "5",
-         "--height", "64", "--width", "128", "--local"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("crisp-data")
-    result = subprocess.run([sys.executable, "-m", "jobs.synth", "--out", str(out), *SYNTH],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return str(out)
+from tests.ray_jobs import submit, wait_job
 
 
 def overrides(data: str, tmp: str, run_name: str, steps: int) -> list[str]:
@@ -43,18 +32,15 @@ def train_workers(dashboard: str) -> list[int]:
     return [a.pid for a in actors if "TrainWorker" in (a.class_name or "")]
 
 
-def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_head):
+def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_head):
     import mlflow
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(ray_head.url)
     args = ["--config", "configs/crisp_tiny.yaml",
-            *overrides(tiny_data, str(tmp_path), "killed", steps=16)]
-    job = client.submit_job(
-        entrypoint=" ".join([sys.executable, "-m", "jobs.train_crisp", *args]),
-        runtime_env={"working_dir": str(REPO),
-                     "env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}},
-    )
+            *overrides(tiny_refs, str(tmp_path), "killed", steps=16)]
+    job = submit(client, "jobs.train_crisp", args,
+                 env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"})
     wait_job(client, job, 300, until=lambda logs: "step 6/16" in logs)
     pids = train_workers(ray_head.url)
     assert len(pids) == 2, pids
@@ -82,7 +68,7 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
         out = tmp_path / f"eval{len(extra)}"
         result = subprocess.run(
             [sys.executable, "-m", "jobs.evaluate", "--model", "models:/crisp-encoder@current",
-             "--refdb", f"{tiny_data}/references", "--queries", f"{tiny_data}/queries",
+             "--refdb", f"{tiny_refs}/references", "--queries", f"{tiny_refs}/queries",
              "--k", "5", "--out", str(out), "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db",
              *extra],
             cwd=REPO, capture_output=True, text=True, timeout=180,
@@ -94,17 +80,17 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_data, tmp_path, ray_
         assert (out / "top10.png").stat().st_size > 1000
     unknown = subprocess.run(
         [sys.executable, "-m", "jobs.evaluate", "--model", "models:/no-such-model/1", "--refdb",
-         f"{tiny_data}/references", "--queries", f"{tiny_data}/queries"],
+         f"{tiny_refs}/references", "--queries", f"{tiny_refs}/queries"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
 
 
-def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
+def test_bad_inputs_fail_before_cluster_work(tiny_refs, tmp_path):
     def run(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "jobs.train_crisp", "--config", "configs/crisp_tiny.yaml",
-             *overrides(tiny_data, str(tmp_path), "bad", 2), *extra],
+             *overrides(tiny_refs, str(tmp_path), "bad", 2), *extra],
             cwd=REPO, capture_output=True, text=True, timeout=60)
 
     unknown = run("optim.learning_rate=0.1")
@@ -117,9 +103,9 @@ def test_bad_inputs_fail_before_cluster_work(tiny_data, tmp_path):
 
 
 def test_paths_reach_workers_absolute(tmp_path, monkeypatch):
-    from jobs.train_crisp import with_absolute_paths
     from shoematch.config import load_config
-    from shoematch.training.crisp_config import CrispTrainConfig
+    from shoematch.crisp.config import CrispTrainConfig
+    from shoematch.training.config import with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
     config = with_absolute_paths(load_config(CrispTrainConfig, str(REPO / "configs" /
@@ -129,3 +115,26 @@ def test_paths_reach_workers_absolute(tmp_path, monkeypatch):
     kept = with_absolute_paths(load_config(CrispTrainConfig, None, [
         "data.refdb=s3://bucket/refs", "ray.storage_path=s3://bucket/ray"]))
     assert kept.data.refdb == "s3://bucket/refs" and kept.ray.storage_path == "s3://bucket/ray"
+
+
+@pytest.mark.slow
+def test_crisp_sweep_runs_each_trial_as_a_child_training_run(tiny_refs, tmp_path):
+    import mlflow
+
+    grid = "sweep.grid={optim.lr: [0.0001, 0.001]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.sweep_crisp", "--config", "configs/crisp_tiny.yaml",
+         *overrides(tiny_refs, str(tmp_path), "unused", steps=2), grid, "sweep.run_name=sw"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "| trial | optim.lr | val_map_at_100 | model |" in result.stdout
+    assert "| sw-000 | 0.0001 |" in result.stdout and "| sw-001 | 0.001 |" in result.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["crisp"], output_format="list")
+    parent = [r for r in runs if r.info.run_name == "sw"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")
+                == parent[0].info.run_id]
+    assert len(parent) == 1 and len(children) == 2
+    assert {float(c.data.params["optim.lr"]) for c in children} == {0.0001, 0.001}
+    assert all("val_map_at_100" in c.data.metrics for c in children)
+    assert (tmp_path / "ray" / "sw").is_dir()  # the Ray Tune experiment

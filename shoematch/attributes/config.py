@@ -8,7 +8,12 @@ from pydantic import Field
 
 from shoematch.attributes.model import AttributeNetConfig
 from shoematch.config import StrictModel
-from shoematch.training.ray_train import TrainRayConfig, absolute
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class AttributeDataConfig(StrictModel):
@@ -51,38 +56,19 @@ class MiningConfig(StrictModel):
     neighbours: int = Field(3, ge=0)
 
 
-class AttributeScheduleConfig(StrictModel):
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+class AttributeScheduleConfig(TrainScheduleConfig):
     k: int = Field(20, ge=1, description="street → catalogue top-k accuracy")
 
 
-class AttributeMlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
-    experiment: str = "attributes"
-    registered_model: str | None = "shoe-attributes"
+class AttributeTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "attributes"},
+                    "mlflow": {"experiment": "attributes", "registered_model": "shoe-attributes"}}
 
-
-class AttributeRayConfig(TrainRayConfig):
-    run_name: str = "attributes"
-
-
-class AttributeTrainConfig(StrictModel):
     data: AttributeDataConfig
     model: AttributeNetConfig = AttributeNetConfig()
     loss: AttributeLossConfig = AttributeLossConfig()
     optim: AttributeOptimConfig = AttributeOptimConfig()
     mining: MiningConfig = MiningConfig()
     schedule: AttributeScheduleConfig = AttributeScheduleConfig()
-    ray: AttributeRayConfig = AttributeRayConfig()
-    mlflow: AttributeMlflowConfig = AttributeMlflowConfig()
-
-
-def with_absolute_paths(config: AttributeTrainConfig) -> AttributeTrainConfig:
-    """Workers run elsewhere: data, weights and checkpoint paths made absolute."""
-    config = config.model_copy(deep=True)
-    config.data.refdb = absolute(config.data.refdb)
-    if config.model.pretrained:
-        config.model.pretrained = absolute(config.model.pretrained)
-    config.ray.storage_path = absolute(config.ray.storage_path)
-    return config
+    ray: TrainRayConfig
+    mlflow: TrainMlflowConfig

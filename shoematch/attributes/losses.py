@@ -1,5 +1,5 @@
 """Attribute-model losses: attribute cross-entropy, the domain-weighted triplet loss with hard
-triplet selection, and the viewpoint-invariant loss (DESIGN.md "Attribute model facts").
+triplet selection, and the viewpoint-invariant loss (README "Auxiliary models").
 
 Features are unit vectors; distance is 1 − cosine similarity.
 """

@@ -3,7 +3,7 @@
 A saved model is a directory with `attributes.pt` (state_dict, loaded with weights_only=True)
 and `attributes.json` (network config, attribute vocabulary, provenance).
 `load_attribute_model` takes a directory, an s3:// prefix, a Ray checkpoint or an MLflow URI
-(`models:/shoe-attributes@current`), like `shoematch.model_store.load_encoder`.
+(`models:/shoe-attributes@current`), like `shoematch.crisp.store.load_encoder`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shoematch.attributes.model import AttributeNet, AttributeNetConfig
 from shoematch.attributes.training import embed
 from shoematch.errors import ImageError
 from shoematch.labels import check_attribute_filters, check_attribute_names
-from shoematch.model_store import read_saved_model, write_saved_model
+from shoematch.saved_model import read_saved_model, write_saved_model
 
 WEIGHTS = "attributes.pt"
 CONFIG = "attributes.json"

@@ -8,8 +8,6 @@ run draws what it would have.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import nn
@@ -26,8 +24,8 @@ from shoematch.attributes.losses import (
 from shoematch.attributes.metrics import attribute_accuracy, top_k_accuracy
 from shoematch.attributes.mining import batch_models, nearest_models
 from shoematch.attributes.model import AttributeNet
-
-StepHook = Callable[[int, dict[str, float]], None]
+from shoematch.errors import DatasetError
+from shoematch.training.job import StepHook
 
 
 def to_float(images: np.ndarray) -> torch.Tensor:
@@ -106,10 +104,12 @@ def mine(model: AttributeNet, data: ShoeData, rows: list[np.ndarray],
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: ShoeData,
                 config: AttributeTrainConfig, device: torch.device, start: int = 0,
                 rank: int = 0, on_step: StepHook | None = None) -> None:
-    """Steps `start`..`optim.steps`; `on_step(step, losses)` after each."""
+    """Steps `start`..`optim.steps`; `on_step(step, losses, images)` after each."""
     rows = data.shop_rows()
-    if any(len(r) == 0 for r in rows):
-        raise RuntimeError("every training shoe needs a catalogue photo")
+    bare = [model for model, r in zip(data.models, rows, strict=True) if len(r) == 0]
+    if bare:
+        raise DatasetError(f"training shoes without a catalogue photo: {', '.join(bare[:5])}"
+                           f"{' …' if len(bare) > 5 else ''}")
     names = list(getattr(model, "module", model).heads)
     neighbours = None
     model.train()
@@ -126,7 +126,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: ShoeDa
         loss.backward()
         optimizer.step()
         if on_step is not None:
-            on_step(step + 1, {"loss": float(loss.detach()), **parts})
+            on_step(step + 1, {"loss": float(loss.detach()), **parts}, len(batch["images"]))
 
 
 def evaluate(model: AttributeNet, queries: ShoeData, gallery: ShoeData,

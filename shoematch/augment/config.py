@@ -1,4 +1,5 @@
-"""Configuration of the crime-scene augmentation ("Aug" in DESIGN.md): occlusion, erasure, noise.
+"""Configuration of the crime-scene augmentation (docs/data-flow.md, "Augmentation"): occlusion,
+erasure, noise.
 
 Sizes are fractions of the canvas (height unless stated) so one config fits any canvas; ranges
 are (low, high) and drawn uniformly per sample.
@@ -22,6 +23,9 @@ class AugConfig(StrictModel):
     occlusion: bool = Field(True, description="self-overlay and random quadrilaterals")
     erasure: bool = Field(True, description="Gaussian- or Perlin-shaped erased regions")
     noise: bool = Field(True, description="ink fading, pixel noise, background clutter")
+    mask_follows: bool = Field(
+        True, description="training's visibility mask drops ink hidden by occlusion and erasure "
+                          "(false: the clean print's mask, as before)")
 
     # occlusion (a): a second, partial impression of the same print
     p_self_overlay: float = Field(0.5, ge=0, le=1)

@@ -1,4 +1,4 @@
-"""The record schema (DESIGN.md "Records"): one module owns the Arrow schemas and validation.
+"""The record schema (docs/records.md): one module owns the Arrow schemas and validation.
 
 Image conventions, shared by every producer and consumer:
 - all images of one dataset lie on one canonical canvas (height × width, the sole horizontal);

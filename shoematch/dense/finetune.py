@@ -8,12 +8,11 @@ batch (InfoNCE over the batch, both directions). Each reference is its own class
 ever seen. Optional per-channel weights learn which channels to trust (MCNCC's fine-tuned
 variant); BatchNorm statistics stay frozen (small batches of crops would corrupt them).
 
-The loop is Ray-free (`train_steps(..., on_step)`); `jobs.train_matcher` runs it under Ray Train.
+The loop is Ray-free (`train_steps(..., on_step)`); `MatcherJob` (`shoematch/dense/job.py`) runs
+it under the shared Ray Train driver.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,7 @@ from shoematch.augment.config import AugConfig
 from shoematch.augment.crime_scene import augment_prints
 from shoematch.config import StrictModel
 from shoematch.dense.matcher import DenseConfig, feature_net
+from shoematch.training.job import StepHook
 
 EPS = 1e-6
 
@@ -116,8 +116,7 @@ def info_nce(scores: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, prints: torch.Tensor,
-                config: FinetuneConfig, start: int, seed: int,
-                on_step: Callable[[int, float], None]) -> None:
+                config: FinetuneConfig, start: int, seed: int, on_step: StepHook) -> None:
     """Steps `start+1 .. config.steps` on `prints` [N, 1, H, W] (0..1, 1 = ink, on the model's
     device, already at the matching scale). `model` may be DDP-wrapped."""
     device = prints.device
@@ -133,4 +132,4 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, prints: torc
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        on_step(step, float(loss.detach()))
+        on_step(step, {"loss": float(loss.detach())}, 2 * clean.shape[0])

@@ -7,43 +7,28 @@ from pydantic import Field
 from shoematch.config import StrictModel
 from shoematch.dense.finetune import FinetuneConfig
 from shoematch.dense.matcher import DenseConfig
-from shoematch.training.ray_train import TrainRayConfig, absolute
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class MatcherDataConfig(StrictModel):
     refdb: str = Field(description="reference dataset (dir or s3://) with px_per_cm known")
 
 
-class MatcherScheduleConfig(StrictModel):
-    log_every: int = Field(20, ge=1)
-    checkpoint_every: int = Field(100, ge=1)
+class MatcherTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "dense-matcher"},
+                    "mlflow": {"experiment": "dense-matcher", "registered_model": "dense-matcher"},
+                    "schedule": {"log_every": 20, "checkpoint_every": 100}}
 
-
-class MatcherMlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
-    experiment: str = "dense-matcher"
-    registered_model: str | None = "dense-matcher"
-
-
-class MatcherRayConfig(TrainRayConfig):
-    run_name: str = "dense-matcher"
-
-
-class MatcherTrainConfig(StrictModel):
     data: MatcherDataConfig
     dense: DenseConfig = DenseConfig()
     finetune: FinetuneConfig = FinetuneConfig()
-    schedule: MatcherScheduleConfig = MatcherScheduleConfig()
-    ray: MatcherRayConfig = MatcherRayConfig()
-    mlflow: MatcherMlflowConfig = MatcherMlflowConfig()
+    schedule: TrainScheduleConfig
+    ray: TrainRayConfig
+    mlflow: TrainMlflowConfig
     export: str | None = Field(None, description="also copy the weights file here")
 
-
-def with_absolute_paths(config: MatcherTrainConfig) -> MatcherTrainConfig:
-    """Workers run elsewhere: data and checkpoint paths made absolute."""
-    config = config.model_copy(deep=True)
-    config.data.refdb = absolute(config.data.refdb)
-    config.ray.storage_path = absolute(config.ray.storage_path)
-    if config.export:
-        config.export = absolute(config.export)
-    return config

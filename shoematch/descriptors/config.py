@@ -11,7 +11,12 @@ from shoematch.config import StrictModel
 from shoematch.descriptors.channels import check_channels
 from shoematch.descriptors.model import DescriptorNetConfig
 from shoematch.descriptors.preprocess import Preprocess
-from shoematch.training.ray_train import TrainRayConfig, absolute
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class DescriptorDataConfig(StrictModel):
@@ -40,29 +45,20 @@ class DescriptorOptimConfig(StrictModel):
     seed: int = 0
 
 
-class DescriptorScheduleConfig(StrictModel):
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+class DescriptorScheduleConfig(TrainScheduleConfig):
     gradcam_descriptors: int = Field(3, ge=0, description="Grad-CAM PNGs logged at the end")
 
 
-class DescriptorMlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
-    experiment: str = "descriptors"
-    registered_model: str | None = "shoe-descriptors"
+class DescriptorTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "descriptors"},
+                    "mlflow": {"experiment": "descriptors", "registered_model": "shoe-descriptors"}}
 
-
-class DescriptorRayConfig(TrainRayConfig):
-    run_name: str = "descriptors"
-
-
-class DescriptorTrainConfig(StrictModel):
     data: DescriptorDataConfig
     model: DescriptorNetConfig = DescriptorNetConfig()
     optim: DescriptorOptimConfig = DescriptorOptimConfig()
     schedule: DescriptorScheduleConfig = DescriptorScheduleConfig()
-    ray: DescriptorRayConfig = DescriptorRayConfig()
-    mlflow: DescriptorMlflowConfig = DescriptorMlflowConfig()
+    ray: TrainRayConfig
+    mlflow: TrainMlflowConfig
 
     @model_validator(mode="after")
     def _phases_fit(self) -> DescriptorTrainConfig:
@@ -72,23 +68,18 @@ class DescriptorTrainConfig(StrictModel):
         return self
 
 
-def with_absolute_paths(config: DescriptorTrainConfig) -> DescriptorTrainConfig:
-    """Workers run elsewhere: data, weights and checkpoint paths made absolute."""
-    config = config.model_copy(deep=True)
-    config.data.refdb = absolute(config.data.refdb)
-    if config.model.pretrained:
-        config.model.pretrained = absolute(config.model.pretrained)
-    config.ray.storage_path = absolute(config.ray.storage_path)
-    return config
-
-
 class SweepConfig(StrictModel):
-    """The grid: every preprocessing layer × every channel composition, one trial each."""
+    """The grid: every preprocessing layer × every channel composition, one Ray Tune trial each;
+    ASHA stops settings whose validation PR-AUC falls behind at its rungs."""
 
     preprocess: list[Preprocess] = ["none", "cbn_1", "cbn_3", "inc", "inc_d"]
     channels: list[str] = ["BHN", "NBH", "HNB"]
-    trial_cpus: float = Field(1.0, gt=0, description="CPUs per trial (a Ray task)")
+    trial_cpus: float = Field(1.0, gt=0, description="CPUs per trial")
     run_name: str = "descriptor-sweep"
+    scheduler: Literal["asha", "fifo"] = Field("asha", description="fifo: every trial finishes")
+    report_every: int = Field(10, ge=0, description="steps between validation reports "
+                                                    "(0: only at the end)")
+    grace_reports: int = Field(2, ge=1, description="reports before ASHA may stop a trial")
 
     @field_validator("channels")
     @classmethod

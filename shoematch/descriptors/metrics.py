@@ -1,5 +1,5 @@
-"""Descriptor metrics (DESIGN.md): PR-AUC per descriptor and averaged, F1-optimal thresholds,
-and the paper's multi-label confusion matrix."""
+"""Descriptor metrics (docs/scoring-and-metrics.md): PR-AUC per descriptor and averaged, F1-optimal
+thresholds, and the paper's multi-label confusion matrix."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A saved model is a directory with `descriptor.pt` (state_dict, loaded with weights_only=True)
 and `descriptor.json` (network config, descriptor codes, per-descriptor thresholds,
 provenance). `load_descriptor_model` takes a directory, an s3:// prefix, a Ray checkpoint or an
-MLflow URI (`models:/shoe-descriptors@current`), like `shoematch.model_store.load_encoder`.
+MLflow URI (`models:/shoe-descriptors@current`), like `shoematch.crisp.store.load_encoder`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from shoematch.descriptors.model import DescriptorNet, DescriptorNetConfig
 from shoematch.descriptors.training import predict_scores, to_float
 from shoematch.errors import ImageError
 from shoematch.labels import check_descriptor_codes
-from shoematch.model_store import read_saved_model, write_saved_model
+from shoematch.saved_model import read_saved_model, write_saved_model
 
 WEIGHTS = "descriptor.pt"
 CONFIG = "descriptor.json"

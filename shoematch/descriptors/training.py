@@ -10,7 +10,6 @@ head `unfrozen_lr`, layer3-4 a √ratio lower, stem-layer2 `ratio` lower.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,8 +20,8 @@ from shoematch.descriptors.data import DescriptorData
 from shoematch.descriptors.losses import descriptor_loss
 from shoematch.descriptors.metrics import confusion_matrix, pr_auc
 from shoematch.descriptors.model import DescriptorNet
-
-StepHook = Callable[[int, float], None]
+from shoematch.errors import DatasetError
+from shoematch.training.job import StepHook
 
 
 def make_optimizer(model: DescriptorNet, optim: DescriptorOptimConfig) -> torch.optim.AdamW:
@@ -67,9 +66,10 @@ def sample_batch(data: DescriptorData, size: int, seed: int, rank: int, step: in
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: DescriptorData,
                 optim: DescriptorOptimConfig, pos_weight: torch.Tensor, device: torch.device,
                 start: int = 0, rank: int = 0, on_step: StepHook | None = None) -> None:
-    """Steps `start`..`optim.steps`; `on_step(step, loss)` after each (logging, checkpoints)."""
+    """Steps `start`..`optim.steps`; `on_step(step, {"loss": …}, images)` after each."""
     if len(data) == 0:
-        raise RuntimeError("no training records on this worker")
+        raise DatasetError(f"worker {rank}: no labelled training records in its share "
+                           "(fewer training records than workers, or none labelled)")
     model.train()
     pos_weight = pos_weight.to(device)
     for step in range(start, optim.steps):
@@ -80,7 +80,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: Descri
         loss.backward()
         optimizer.step()
         if on_step is not None:
-            on_step(step + 1, float(loss.detach()))
+            on_step(step + 1, {"loss": float(loss.detach())}, len(x))
 
 
 @torch.no_grad()

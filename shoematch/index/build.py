@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from shoematch.crisp.store import load_encoder
 from shoematch.data.images import decode_image
 from shoematch.index.encoding import reference_cells
 from shoematch.index.layout import METADATA_FILE, ShardEntry
 from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
-from shoematch.model_store import load_encoder
 from shoematch.retrieval.encode import reference_input
 from shoematch.storage import Store, open_store
 

@@ -1,8 +1,9 @@
 """Exact masked top-k over one shard: an int8 scan bounds every score, an exact pass decides.
 
-Scores are DESIGN.md's: Σ over visible cells of q_cell · d_cell on per-cell-normalised features,
-with the stored (float16/float32) reference cells as the truth. The embeddings are kept
-cell-major ([cells, refs, channels]), so cells a query cannot see are never read.
+Scores as in docs/scoring-and-metrics.md: Σ over visible cells of q_cell · d_cell on
+per-cell-normalised features, with the stored (float16/float32) reference cells as the truth. The
+embeddings are kept cell-major ([cells, refs, channels]), so cells a query cannot see are never
+read.
 
 1. Scan: integer products of the visible cells (`quantize.py`) give, for every reference, a score
    estimate and a rigorous bound on its error, hence an upper bound u_r ≥ true score.

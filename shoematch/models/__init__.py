@@ -1,1 +1,1 @@
-"""Networks: the ResNet body, the CriSp encoder and its training loss."""
+"""Generic network bodies shared by the models (the ResNet written here)."""

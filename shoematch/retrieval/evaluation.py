@@ -1,5 +1,5 @@
-"""Retrieval evaluation exactly as DESIGN.md: score, rank unique models, hit@K / mAP@K, CMC,
-split by query category and seen/unseen."""
+"""Retrieval evaluation exactly as docs/scoring-and-metrics.md: score, rank unique models, hit@K /
+mAP@K, CMC, split by query category and seen/unseen."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ranking of unique shoe models and retrieval metrics (DESIGN.md "Ranking").
+"""Ranking of unique shoe models and retrieval metrics (docs/scoring-and-metrics.md).
 
 Instances are sorted by score and the list is walked keeping each model's first occurrence, so a
 model with many reference images counts once. hit@K: any target among the first K models.

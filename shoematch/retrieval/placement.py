@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from shoematch.config import StrictModel
-from shoematch.models.crisp import encoder_input
+from shoematch.crisp.model import encoder_input
 from shoematch.retrieval.encode import EncodedQueries, EncodedReferences, query_tensors, to_numpy
 from shoematch.retrieval.scoring import masked_query, query_cell_mask
 

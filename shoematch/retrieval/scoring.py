@@ -1,5 +1,5 @@
-"""CriSp scoring exactly as DESIGN.md: per-cell L2 normalisation, query cells outside the
-(dilated) visible region zeroed, score = Σ over cells of q_cell · d_cell.
+"""CriSp scoring exactly as docs/scoring-and-metrics.md: per-cell L2 normalisation, query cells
+outside the (dilated) visible region zeroed, score = Σ over cells of q_cell · d_cell.
 
 References are never masked, so their features are computed once and indexed; a query's mask
 only changes its own features. Because every cell is unit length (or zero), the score is a plain

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from shoematch.augment.config import AugConfig
 from shoematch.config import StrictModel
-from shoematch.models.crisp import CrispEncoderConfig
+from shoematch.crisp.model import CrispEncoderConfig
+from shoematch.training.config import (
+    TrainConfig,
+    TrainMlflowConfig,
+    TrainRayConfig,
+    TrainScheduleConfig,
+)
 
 
 class DataConfig(StrictModel):
@@ -21,7 +27,7 @@ class DataConfig(StrictModel):
 
 
 class MaskingConfig(StrictModel):
-    """Ablation switches (DESIGN.md: global < spatial < +masking < +query masking)."""
+    """Ablation switches (docs/decisions.md: global < spatial < +masking < +query masking)."""
 
     feature_masking: bool = Field(True, description="one random rectangle per batch (module M)")
     query_masking: bool = Field(True, description="mask print features by their visible region")
@@ -40,40 +46,29 @@ class OptimConfig(StrictModel):
     seed: int = 0
 
 
-class ScheduleConfig(StrictModel):
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+class ScheduleConfig(TrainScheduleConfig):
     val_every: int = Field(0, ge=0, description="0: validate only at the end")
     val_k: int = Field(100, ge=1)
 
 
-class RayConfig(StrictModel):
-    num_workers: int = Field(2, ge=1)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
-    storage_path: str = Field("runs/ray", description="checkpoints: a directory or s3://")
-    run_name: str = "crisp"
-    max_failures: int = Field(2, ge=-1)
+class RayConfig(TrainRayConfig):
     aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
-    aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see STACK.md")
+    aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see docs/decisions.md")
     aug_batch_size: int = Field(16, ge=1)
 
 
-class MlflowConfig(StrictModel):
-    tracking_uri: str = "sqlite:///runs/mlflow.db"
-    experiment: str = "crisp"
-    registered_model: str | None = "crisp-encoder"
+class CrispTrainConfig(TrainConfig):
+    job_defaults = {"ray": {"run_name": "crisp"},
+                    "mlflow": {"experiment": "crisp", "registered_model": "crisp-encoder"}}
 
-
-class CrispTrainConfig(StrictModel):
     data: DataConfig
     model: CrispEncoderConfig = CrispEncoderConfig()
     aug: AugConfig = AugConfig()
     masking: MaskingConfig = MaskingConfig()
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    ray: RayConfig = RayConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+    ray: RayConfig
+    mlflow: TrainMlflowConfig
 
     @model_validator(mode="after")
     def _global_pooling_has_no_cells(self) -> CrispTrainConfig:
@@ -81,3 +76,18 @@ class CrispTrainConfig(StrictModel):
             raise ValueError("model.pooling=global has no spatial cells: set "
                              "masking.feature_masking=false (and masking.query_masking=false)")
         return self
+
+
+class CrispSweepSpace(StrictModel):
+    """A grid over config keys: every combination is one Ray Tune trial, a whole DDP run."""
+
+    grid: dict[str, list[Any]] = Field(
+        {"optim.lr": [1e-4, 3e-4], "masking.rect_probability": [0.5, 1.0]},
+        description="dotted config key → values to try")
+    run_name: str = "crisp-sweep"
+    max_concurrent: int = Field(1, ge=1, description="trials at once (each takes "
+                                                     "ray.num_workers workers)")
+
+
+class CrispSweepConfig(CrispTrainConfig):
+    sweep: CrispSweepSpace = CrispSweepSpace()

@@ -1,5 +1,5 @@
-"""The CriSp encoder (DESIGN.md "CriSp facts"): one network embeds both crime-scene prints and
-tread depth maps into spatial feature maps that are compared cell by cell.
+"""The CriSp encoder (docs/decisions.md, "Models and training"): one network embeds both crime-scene
+prints and tread depth maps into spatial feature maps that are compared cell by cell.
 
 Input: 2 channels — the print in channel 0, the depth map in channel 1, the other channel zero
 (`encoder_input` builds it). ResNet body with a stride-2 stem, no max-pool and four stride-2

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 
+from shoematch.crisp.store import LoadedEncoder
 from shoematch.data.dataset import Dataset
 from shoematch.index.build import summarize_labels
 from shoematch.index.layout import METADATA_FILE, PHOTOS_FILE, IndexManifest, ShardEntry
-from shoematch.model_store import LoadedEncoder
 from shoematch.storage import Store
 
 

@@ -1,9 +1,9 @@
-"""Saving encoders as (weights, config) and loading them back from any MODEL_URI.
+"""The one saved-model format every model here uses: a directory with the weights (a
+state_dict) and a JSON file (config plus provenance), loadable from any MODEL_URI.
 
-A saved encoder is a directory with `encoder.pt` (state_dict) and `encoder.json` (the
-CrispEncoderConfig plus provenance). MODEL_URI may be that directory (local or s3://), a Ray
-Train checkpoint holding it, or an MLflow URI (`models:/name/version`, `models:/name@alias`,
-`runs:/run_id/path`) whose artifacts hold it. Weights are never unpickled as code.
+MODEL_URI may be that directory (local or s3://), a Ray Train checkpoint holding it, or an MLflow
+URI (`models:/name/version`, `models:/name@alias`, `runs:/run_id/path`) whose artifacts hold it.
+Weights are never unpickled as code.
 """
 
 from __future__ import annotations
@@ -13,25 +13,12 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from shoematch.errors import ShoematchError
-from shoematch.models.crisp import CrispEncoder, CrispEncoderConfig
 from shoematch.storage import is_s3, open_store
-
-WEIGHTS = "encoder.pt"
-CONFIG = "encoder.json"
-
-
-@dataclass
-class LoadedEncoder:
-    model: CrispEncoder
-    config: CrispEncoderConfig
-    info: dict[str, Any]
-    uri: str
 
 
 def write_saved_model(directory: str, model: torch.nn.Module, weights: str, config: str,
@@ -55,13 +42,6 @@ def read_saved_model(uri: str, weights: str, config: str) -> tuple[dict[str, Any
             meta = json.load(handle)
         state = torch.load(os.path.join(root, weights), map_location="cpu", weights_only=True)
     return meta, state
-
-
-def save_encoder(directory: str, model: torch.nn.Module, config: CrispEncoderConfig,
-                 info: dict[str, Any] | None = None) -> None:
-    """Write weights and config into a local directory (created if needed)."""
-    write_saved_model(directory, model, WEIGHTS, CONFIG,
-                      {"config": config.model_dump(mode="json"), "info": info or {}})
 
 
 @contextlib.contextmanager
@@ -99,12 +79,3 @@ def find_model_files(directory: str, uri: str, names: tuple[str, ...]) -> str:
         if all(name in files for name in names):
             return root
     raise ShoematchError(f"model {uri}: no {' + '.join(names)} found in it")
-
-
-def load_encoder(uri: str) -> LoadedEncoder:
-    """Load an encoder from a directory, s3:// prefix, Ray checkpoint or MLflow model URI."""
-    meta, state = read_saved_model(uri, WEIGHTS, CONFIG)
-    config = CrispEncoderConfig.model_validate({**meta["config"], "pretrained": None})
-    model = CrispEncoder(**config.model_dump())
-    model.load_state_dict(state)
-    return LoadedEncoder(model.eval(), config, meta.get("info", {}), uri)

@@ -1,15 +1,19 @@
-"""One CriSp training step's loss (Ray-free; the Train loop and the tests call it)."""
+"""The CriSp training loop, Ray-free: the optimizer and learning-rate warm-up, one step's loss,
+and `train_steps` over epochs of paired batches (the Ray Train worker and the tests run it)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import torch
+from torch import nn
 
-from shoematch.models.crisp import encoder_input
-from shoematch.models.losses import crisp_contrastive_loss, random_rectangle_mask
+from shoematch.crisp.config import CrispTrainConfig, MaskingConfig
+from shoematch.crisp.losses import crisp_contrastive_loss, random_rectangle_mask
+from shoematch.crisp.model import encoder_input
+from shoematch.errors import DatasetError
 from shoematch.retrieval.scoring import query_cell_mask
-from shoematch.training.crisp_config import MaskingConfig
+from shoematch.training.job import Batches, StepHook
 
 TEMPERATURE = 0.07
 
@@ -58,3 +62,43 @@ def crisp_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], maskin
         if masking.query_masking:
             cells[:n_prints] &= query_cell_mask(print_masks, grid)
     return crisp_contrastive_loss(features, labels, cells, temperature=TEMPERATURE), len(inputs)
+
+
+def make_optimizer(config: CrispTrainConfig, params) -> torch.optim.Optimizer:
+    optim = config.optim
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay)
+    cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def learning_rate(config: CrispTrainConfig, step: int) -> float:
+    warmup = config.optim.warmup_steps
+    return config.optim.lr * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
+
+
+def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches,
+                config: CrispTrainConfig, start: int = 0, rank: int = 0,
+                on_step: StepHook | None = None) -> None:
+    """Steps `start`..`optim.steps` over as many epochs of `batches` as it takes;
+    `on_step(step, {"loss": …}, images)` after each."""
+    generator = torch.Generator().manual_seed(config.optim.seed * 100003 + rank * 997 + start)
+    step, steps = start, config.optim.steps
+    model.train()
+    while step < steps:
+        epoch_start = step
+        for batch in batches(config.optim.batch_models):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            loss, images = crisp_loss(model, batch, config.masking, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if on_step is not None:
+                on_step(step, {"loss": float(loss.detach())}, images)
+            if step >= steps:
+                break
+        if step == epoch_start:
+            raise DatasetError(f"{config.data.refdb}: an epoch gave worker {rank} no full batch "
+                               f"of {config.optim.batch_models} classes")
