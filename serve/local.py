@@ -46,8 +46,8 @@ class LocalHandle:
         return _Method(getattr(self.instance, name))
 
 
-def local_api(settings: dict) -> FastAPI:
-    """The FastAPI app served by a Gateway built here (one encoder, `slots` shards)."""
+def local_api(settings: dict) -> tuple[FastAPI, Gateway]:
+    """The FastAPI app, served by a Gateway built here (one encoder, `slots` shards)."""
     body = ServeSettings.model_validate(settings).model_dump()
     gateway = Gateway(LocalHandle(_Encoder()),
                       [LocalHandle(IndexShard.func_or_class(body, slot))
@@ -60,4 +60,4 @@ def local_api(settings: dict) -> FastAPI:
             if inspect.isfunction(member) else None
         if own is not None and own.default is not inspect.Parameter.empty:
             api.dependency_overrides[own.default.dependency] = lambda: gateway
-    return api
+    return api, gateway
