@@ -43,6 +43,8 @@ api = FastAPI(title="shoematch", description="Crime-scene shoeprint → ranked s
 api.add_middleware(RequestGuard)
 RETIRE_WAIT_S = 60.0
 K_FIELD = "ranked shoe models to return: 1 to the service's max_k (default 1000)"
+# Documented as a plain optional file (a nullable one reads to clients as "not a file").
+MASK_FIELD = "visible region, 255 = visible; left out: the print's ink"
 
 
 class ShardUnavailable(ShoematchError):
@@ -305,7 +307,7 @@ class Gateway:
     @api.post("/v1/search", response_model=SearchResult, responses=errors(400, 401, 413, 503))
     async def search(self, request: Request,
                      print_image: Annotated[UploadFile, File(alias="print")],
-                     mask: Annotated[UploadFile | None, File()] = None,
+                     mask: Annotated[UploadFile, File(description=MASK_FIELD)] = None,
                      k: Annotated[int, Form(description=K_FIELD)] = 100,
                      filters: Annotated[str | None, Form()] = None) -> dict:
         """Shoe models ranked by how well their treads match a crime-scene print."""

@@ -109,3 +109,18 @@ def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("encoder")
     save_encoder(str(out), CrispEncoder(**config.model_dump()), config, {"note": "random"})
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_refs, random_encoder, tmp_path_factory) -> str:
+    """`tiny_refs` indexed with `random_encoder` in 2 shards (in process, no Ray)."""
+    import subprocess
+    import sys
+
+    root = str(tmp_path_factory.mktemp("tiny-index") / "index")
+    result = subprocess.run([sys.executable, "-m", "jobs.reindex", "--model", random_encoder,
+                             "--refdb", f"{tiny_refs}/references", "--out", root, "--shards",
+                             "2", "--local"], cwd=REPO, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr
+    return root

@@ -8,8 +8,6 @@ import asyncio
 import json
 import shutil
 import struct
-import subprocess
-import sys
 import time
 import zlib
 
@@ -22,7 +20,6 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.images import MAX_IMAGE_PIXELS, decode_image
 from shoematch.errors import ImageError, SearchIndexError
 from shoematch.index.layout import POINTER, list_versions, read_current
-from tests.conftest import REPO
 
 TOKEN_ENV = "SHOEMATCH_HOSTILE_TEST_TOKEN"
 TOKEN = "hostile-test-token"
@@ -61,21 +58,10 @@ def peak_growth_mb(run, *args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def index_root(tiny_refs, random_encoder, tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp("hostile") / "index")
-    result = subprocess.run([sys.executable, "-m", "jobs.reindex", "--model", random_encoder,
-                             "--refdb", f"{tiny_refs}/references", "--out", root, "--shards",
-                             "2", "--local"], cwd=REPO, capture_output=True, text=True,
-                            timeout=240)
-    assert result.returncode == 0, result.stderr
-    return root
-
-
-@pytest.fixture(scope="module")
-def api(index_root):
+def api(tiny_index):
     """`call(method, path, **httpx kwargs)` → response, all on one event loop; `call.gateway`
     is the gateway instance behind the app."""
-    app, gateway = local_api({"index": index_root, "slots": 2, "max_upload_bytes": LIMIT,
+    app, gateway = local_api({"index": tiny_index, "slots": 2, "max_upload_bytes": LIMIT,
                      "token_env": TOKEN_ENV, "shard_timeout_s": 20})
     loop = asyncio.new_event_loop()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
@@ -178,7 +164,8 @@ def test_deep_or_long_filters_are_bad_fields(api, record):
 
 
 def test_malformed_version_ids_are_refused_and_the_old_version_keeps_serving(api, record,
-                                                                             index_root):
+                                                                             tiny_index):
+    index_root = tiny_index
     serving = read_current(index_root)
     pointer = f"{index_root}/{POINTER}"
     saved = open(pointer).read()
@@ -199,7 +186,10 @@ def test_malformed_version_ids_are_refused_and_the_old_version_keeps_serving(api
         with open(pointer, "w") as out:
             out.write(saved)
     shutil.copytree(f"{index_root}/versions/{serving}", f"{index_root}/versions/bad..id")
-    assert list_versions(index_root) == [serving]
+    try:
+        assert list_versions(index_root) == [serving]
+    finally:
+        shutil.rmtree(f"{index_root}/versions/bad..id")
 
 
 def test_one_error_shape_and_status_for_bad_fields(api, record):
@@ -234,9 +224,9 @@ def test_bearer_scheme_is_case_insensitive(api):
     assert api("GET", "/v1/health").status_code == 200
 
 
-def test_one_k_limit_and_refusals_are_not_retried(api, index_root):
+def test_one_k_limit_and_refusals_are_not_retried(api, tiny_index):
     with pytest.raises(Exception, match="max_k"):
-        ServeSettings.model_validate({"index": index_root, "max_k": 5000})
+        ServeSettings.model_validate({"index": tiny_index, "max_k": 5000})
     started = time.monotonic()
     with pytest.raises(SearchIndexError, match="malformed index version id"):
         api.run(api.gateway._ask(0, "prepare", "../x"))
