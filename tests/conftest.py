@@ -17,6 +17,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 REPO = Path(__file__).resolve().parents[1]
 FID300 = REPO.parent / "shared" / "data" / "fid300"
 TEST_BUCKET = "shoematch-test"
+# The API token lives in the Ray nodes' environment, as a real node's would (from a Secret):
+# Serve replicas read it there; it never travels in a runtime env or the Serve config.
+NODE_TOKEN_ENV, NODE_TOKEN = "SHOEMATCH_TEST_API_TOKEN", "test-token-123"
 
 
 @dataclass
@@ -67,7 +70,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API)."""
     from cluster.ray_local import start_head
 
-    service = start_head(str(tmp_path_factory.mktemp("ray")))
+    service = start_head(str(tmp_path_factory.mktemp("ray")), env={NODE_TOKEN_ENV: NODE_TOKEN})
     try:
         yield service
     finally:
