@@ -16,6 +16,7 @@ ENV_DEFAULTS = {
     "RAY_DISABLE_USAGE_STATS": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # one bar per file: dozens per model
 }
 for _key, _value in ENV_DEFAULTS.items():
     os.environ.setdefault(_key, _value)

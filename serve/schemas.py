@@ -3,11 +3,12 @@ the contract test) hold the service to."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 from shoematch.index.filters import SearchFilters
+from shoematch.index.reader import Match
 
 
 class ErrorBody(BaseModel):
@@ -50,22 +51,13 @@ class ReloadResult(BaseModel):
     changed: bool
 
 
-class MatchResult(BaseModel):
-    """One ranked shoe model with the evidence an examiner needs to check it."""
-
-    model_config = ConfigDict(protected_namespaces=())
-
-    rank: int
-    model_id: str
-    score: float
-    instance_id: str
-    pattern_id: str
-    descriptors: list[str]
-    attributes: dict[str, str]
-    descriptor_source: str
-    attribute_source: str
-    shard: str
-    cell_scores: list[list[float]]
+# A ranked match as the API shows it: the reader's `Match` with its model id as `model_id`,
+# a rank, and no internal order — derived from `Match` so the two cannot drift apart.
+MatchResult = create_model(
+    "MatchResult", __config__=ConfigDict(protected_namespaces=()),
+    rank=(int, ...), model_id=(str, ...),
+    **{name: (hint, ...) for name, hint in get_type_hints(Match).items()
+       if name not in ("model", "order")})
 
 
 class SearchTimings(BaseModel):
