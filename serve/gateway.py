@@ -153,7 +153,7 @@ class Gateway:
 
     def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
-        api.state.settings = self.settings
+        RequestGuard.settings = self.settings
         self.encoder = encoder
         self.shards = shards
         self.labels = labels

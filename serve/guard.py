@@ -37,6 +37,11 @@ def too_large(limit: int) -> JSONResponse:
 
 
 class RequestGuard:
+    # The gateway's settings in this process, set by the Gateway on construction. A class
+    # attribute, not `app.state`: Serve ships the app to the replica as a copy, while this
+    # class (like the Gateway) is imported there, so both see the same one.
+    settings: ServeSettings | None = None
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -44,7 +49,9 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings: ServeSettings = scope["app"].state.settings
+        settings = RequestGuard.settings
+        if settings is None:
+            raise RuntimeError("RequestGuard.settings is unset: no Gateway in this process")
         headers = Headers(scope=scope)
         limit = settings.max_upload_bytes
         if not authorised(settings, scope["path"], headers.get("authorization")):
