@@ -162,9 +162,13 @@ def test_chunked_body_is_cut_off_through_the_proxy(service):
 
 
 def test_deployed_config_holds_no_secret(service, ray_head):
+    from cluster.local import serve_urls
+
     details = httpx.get(f"{ray_head.url}/api/serve/applications/", timeout=30)
     assert details.status_code == 200 and "IndexShard0" in details.text
     assert TOKEN not in details.text and CANARY_SECRET not in details.text
+    url, _ = service  # what `python -m cluster status` shows, from the same API
+    assert serve_urls(ray_head.url) == [f"shoematch: {url}/ (RUNNING)"]
 
 
 def test_reload_under_load_drops_nothing(service, queries, random_encoder, tiny_refs):
