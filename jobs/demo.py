@@ -78,8 +78,8 @@ class Jobs:
     def __init__(self, dashboard_url: str, env: dict[str, str]) -> None:
         from ray.job_submission import JobSubmissionClient
 
-        logging.getLogger("ray").setLevel(logging.WARNING)  # job output is what matters here
         self.client = JobSubmissionClient(dashboard_url)
+        logging.getLogger("ray").setLevel(logging.ERROR)  # job output is what matters here
         self.env = env
 
     def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
@@ -112,24 +112,36 @@ class Jobs:
 # training job prints each rank's real node), warnings and their source lines.
 NOISE = re.compile(r"INFO (packaging|dashboard_sdk|worker\.py)|core_worker\.cc|Warning: |"
                    r"streaming_executor|Execution plan of Dataset|Starting execution of Dataset|"
-                   r"execution finished in|Registered dataset logger|"
+                   r"execution finished in|Registered dataset logger|Progress bars disabled|"
                    r"node_rank=|Started training worker group|Attempting to start training|"
-                   r"Downloading artifacts|^\s*warnings\.warn\(")
-RAY_PREFIX = re.compile(r"^\((\w+) pid=\d+(, ip=[\d.]+)?\) ?")
+                   r"Requesting resources|Setting up process group|Moving model to device|"
+                   r"Wrapping provided model|Reporting training result|Checkpoint successfully|"
+                   r"Runtime env is setting up|Downloading artifacts|^\s*warnings\.warn\(")
+RAY_PREFIX = re.compile(r"^\(([\w:]+) pid=\d+(, ip=[\d.]+)?\) ?")
+COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+LOG_RECORD = re.compile(r"^(\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d )")
 
 
 class LogView:
-    """One job's log as the demo shows it: without noise, Ray's `(Actor pid=…)` prefixes, or
-    a line repeated (Ray forwards a worker's output both from the worker and the driver)."""
+    """One job's log as the demo shows it: without noise, colours, Ray's `(Actor pid=…)`
+    prefixes, a line repeated (Ray forwards a worker's output twice), or the body of a config
+    dump (the MLflow run holds it as parameters)."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
         self.in_noise = False  # an indented line after noise belongs to it (a warning's source)
+        self.in_config = False  # a dumped config runs until the next log record or Ray line
 
     def lines(self, text: str) -> list[str]:
         shown = []
         for raw in text.splitlines():
-            line = RAY_PREFIX.sub("", raw.rsplit("\r", 1)[-1]).rstrip()  # last progress frame
+            raw = COLOURS.sub("", raw.rsplit("\r", 1)[-1])  # the last frame of a progress bar
+            if self.in_config and not (LOG_RECORD.match(raw) or RAY_PREFIX.match(raw)):
+                continue
+            line = RAY_PREFIX.sub("", raw).rstrip()
+            self.in_config = line.endswith("config:")
+            if self.in_config:
+                line += " (in full: the MLflow run's parameters)"
             if NOISE.search(line) or (self.in_noise and line[:1].isspace()):
                 self.in_noise = True
                 continue

@@ -67,14 +67,24 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
-    """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API)."""
+    """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API).
+
+    Its own temp dir, because a job's driver finds its cluster through the head's temp dir
+    (`ray_current_cluster`): in the shared default `/tmp/ray`, jobs of test sessions running
+    side by side on one machine connect to whichever cluster started last."""
+    import shutil
+    import tempfile
+
     from cluster.ray_local import start_head
 
-    service = start_head(str(tmp_path_factory.mktemp("ray")), env={NODE_TOKEN_ENV: NODE_TOKEN})
+    temp_dir = tempfile.mkdtemp(prefix="ray-t-", dir="/tmp")  # short: socket paths < 107
+    service = start_head(str(tmp_path_factory.mktemp("ray")), env={NODE_TOKEN_ENV: NODE_TOKEN},
+                         temp_dir=temp_dir)
     try:
         yield service
     finally:
         service.stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
