@@ -79,7 +79,9 @@ class Jobs:
         from ray.job_submission import JobSubmissionClient
 
         self.client = JobSubmissionClient(dashboard_url)
-        logging.getLogger("ray").setLevel(logging.ERROR)  # job output is what matters here
+        for name in ("ray", "ray.dashboard.modules.dashboard_sdk",  # the SDK sets its own INFO
+                     "ray.dashboard.modules.job.sdk"):
+            logging.getLogger(name).setLevel(logging.ERROR)  # job output is what matters here
         self.env = env
 
     def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
