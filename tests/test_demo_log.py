@@ -12,7 +12,7 @@ data:
   refdb: s3://shoematch/demo/data/references
   label: pattern
 \x1b[36m(TrainController pid=679)\x1b[0m Requesting resources: {'CPU': 1.5} * 2
-\x1b[36m(RayTrainWorker pid=758)\x1b[0m - (ip=1.2.3.4, pid=9) world_rank=0, local_rank=0, node_rank=0
+\x1b[36m(RayTrainWorker pid=758)\x1b[0m - (ip=1.2.3.4, pid=9) world_rank=0, node_rank=0
 \x1b[36m(RayTrainWorker pid=758)\x1b[0m DDP placement: rank 0 on node 53278ab892b3 worker_1
 \x1b[36m(DatasetManager pid=962)\x1b[0m /x/y.py:12: DeprecationWarning: old
 \x1b[36m(DatasetManager pid=962)\x1b[0m   self.exclude_resources = exclude_resources
