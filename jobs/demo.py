@@ -118,7 +118,11 @@ NOISE = re.compile(r"INFO (packaging|dashboard_sdk|worker\.py)|core_worker\.cc|W
                    r"node_rank=|Started training worker group|Attempting to start training|"
                    r"Requesting resources|Setting up process group|Moving model to device|"
                    r"Wrapping provided model|Reporting training result|Checkpoint successfully|"
-                   r"Runtime env is setting up|Downloading artifacts|^\s*warnings\.warn\(")
+                   r"Runtime env is setting up|Downloading artifacts|^\s*warnings\.warn\(|"
+                   r"run snapshot was found|This snapshot contains|If you meant to start a brand|"
+                   r"Waiting up to \d+ seconds for model version|"
+                   r"^(INFO|WARNING) \d{4}-\d\d-\d\d \S+ (controller|proxy|shoematch_\w+) |"
+                   r"serve \d+ -- (Connecting to existing|Started Serve)")
 RAY_PREFIX = re.compile(r"^\(([\w:]+) pid=\d+(, ip=[\d.]+)?\) ?")
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 LOG_RECORD = re.compile(r"^(\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d )")

@@ -20,6 +20,10 @@ data:
 \x1b[36m(RayTrainWorker pid=758)\x1b[0m step 5/40 loss 2.4794 1.6 img/s
 Downloading artifacts:  10%|#  | 1/10\rDownloading artifacts: 100%|###| 10/10
 model: models:/crisp-encoder/1
+INFO 2026-12-02 23:51:42,263 controller 11267 -- Deploying new version of Deployment(name='A')
+INFO 2026-12-02 23:51:42,278 proxy 192.0.2.2 -- Got updated endpoints: {}.
+INFO 2026-12-02 23:52:07,858 serve 10639 -- Application 'shoematch' is ready at http://x:1/.
+INFO 2026-12-02 23:52:08,020 shoematch_Gateway upkgvmpm 1b1c -- GET /v1/health 200 21.7ms
 """
 
 
@@ -33,4 +37,6 @@ def test_job_log_keeps_one_line_per_event():
         "DDP placement: rank 0 on node 53278ab892b3 worker_1",
         "step 5/40 loss 2.4794 1.6 img/s",
         "model: models:/crisp-encoder/1",
+        "INFO 2026-12-02 23:52:07,858 serve 10639 -- Application 'shoematch' is ready at "
+        "http://x:1/.",
     ]
