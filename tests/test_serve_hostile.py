@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import struct
 import time
@@ -180,9 +181,14 @@ def test_malformed_version_ids_are_refused_and_the_old_version_keeps_serving(api
         with open(pointer, "w") as out:  # well formed, but no such version in storage
             json.dump({"version": "v20990101-000000-abcdef"}, out)
         assert_error(api("POST", "/v1/index/reload", headers=AUTH), 503, "not found")
+        os.remove(pointer)
+        os.mkdir(pointer)  # the store cannot read the pointer at all
+        assert_error(api("POST", "/v1/index/reload", headers=AUTH), 503, POINTER)
         still = search(api, {"print": ("p.png", record["print"])}, {"k": "3"})
         assert still.status_code == 200 and still.json()["index_version"] == serving
     finally:
+        if os.path.isdir(pointer):
+            os.rmdir(pointer)
         with open(pointer, "w") as out:
             out.write(saved)
     shutil.copytree(f"{index_root}/versions/{serving}", f"{index_root}/versions/bad..id")
