@@ -13,11 +13,13 @@ would from their instance profile or a Kubernetes Secret; the state file holds n
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import sys
 import tempfile
+import urllib.request
 from dataclasses import asdict, dataclass, field
 
 from cluster.mlflow_server import mlflow_healthy, start_mlflow, wait_for_mlflow
@@ -99,6 +101,31 @@ class ClusterState:
             raw = json.load(source)
         raw["services"] = {k: Service(**v) for k, v in raw["services"].items()}
         return cls(**raw)
+
+
+def find_state_dir(explicit: str | None) -> str:
+    """`--state-dir` when given; else the default, or the one other `runs/*/cluster` holding a
+    state (the demo keeps its stack in `runs/demo/cluster`)."""
+    if explicit:
+        return explicit
+    found = [d for d in [DEFAULT_STATE_DIR, *sorted(glob.glob("runs/*/cluster"))]
+             if os.path.exists(os.path.join(d, STATE_FILE))]
+    return found[0] if found else DEFAULT_STATE_DIR
+
+
+def serve_urls(dashboard_url: str, timeout_s: float = 3.0) -> list[str]:
+    """`name: url (status)` of each Serve application, from the dashboard's Serve API."""
+    try:
+        with urllib.request.urlopen(f"{dashboard_url}/api/serve/applications/",
+                                    timeout=timeout_s) as response:
+            details = json.load(response)
+    except (OSError, ValueError):
+        return []
+    http = details.get("http_options") or {}
+    base = f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
+    return [f"{name}: {base}{(app.get('route_prefix') or '/').rstrip('/')}/ "
+            f"({app.get('status', '?')})"
+            for name, app in (details.get("applications") or {}).items()]
 
 
 @dataclass
@@ -234,7 +261,7 @@ def check(state: ClusterState) -> Health:
 
 
 def format_status(state: ClusterState, health: Health) -> str:
-    lines = []
+    lines = [f"state: {state.state_dir}"]
     for name, service in state.services.items():
         mark = "healthy" if health.services.get(name) else "DOWN"
         where = {"head": f"{service.url}  gcs {service.address}"}.get(
@@ -247,6 +274,14 @@ def format_status(state: ClusterState, health: Health) -> str:
         resources = ", ".join(f"{k}={describe(k, v)}" for k, v in sorted(node["resources"].items())
                               if not k.startswith("node:"))
         lines.append(f"  {node['node_id'][:12]}  {role:10} {resources}")
+    if "mlflow" in state.services:
+        lines.append(f"MLflow UI:      {state.mlflow_url}")
+    if health.services.get("head"):
+        lines.append(f"Ray dashboard:  {state.dashboard_url}")
+        apps = serve_urls(state.dashboard_url)
+        lines.extend(f"Serve app {app}" for app in apps)
+        if not apps:
+            lines.append("Serve:          no application running")
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ from shoematch.data.synth_build import CONTACT_SHEET, QUERIES_DIR, REFERENCES_DI
 from shoematch.errors import DatasetError, SearchIndexError, ShoematchError
 from shoematch.index.layout import read_manifest
 from shoematch.ray.cluster import submit_job
-from shoematch.retrieval.html_report import ReportMatch, ReportQuery, render_report
+from shoematch.retrieval.html_report import ReportMatch, ReportQuery, ReportTruth, render_report
 from shoematch.retrieval.metrics import evaluate_rankings
 from shoematch.storage import open_store
 
@@ -79,8 +79,10 @@ class Jobs:
     def __init__(self, dashboard_url: str, env: dict[str, str]) -> None:
         from ray.job_submission import JobSubmissionClient
 
-        logging.getLogger("ray").setLevel(logging.WARNING)  # job output is what matters here
         self.client = JobSubmissionClient(dashboard_url)
+        for name in ("ray", "ray.dashboard.modules.dashboard_sdk",  # the SDK sets its own INFO
+                     "ray.dashboard.modules.job.sdk"):
+            logging.getLogger(name).setLevel(logging.ERROR)  # job output is what matters here
         self.env = env
 
     def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
@@ -88,15 +90,16 @@ class Jobs:
 
         job = submit_job(self.client, " ".join(["python", "-m", module, *args]),
                          {"working_dir": REPO, "env_vars": self.env})
-        shown, deadline = 0, time.monotonic() + timeout_s
+        shown, deadline, view = 0, time.monotonic() + timeout_s, LogView()
         while True:
             status = self.client.get_job_status(job)
             logs = self.client.get_job_logs(job)
-            for line in logs[shown:].splitlines():
-                if line.strip() and not _noise(line):
-                    print(f"   | {line}", flush=True)
-            shown = len(logs)
-            if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            done = status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+            end = len(logs) if done else logs.rfind("\n", shown) + 1  # whole lines only
+            for line in view.lines(logs[shown:end]):
+                print(f"   | {line}", flush=True)
+            shown = max(shown, end)
+            if done:
                 break
             if time.monotonic() > deadline:
                 self.client.stop_job(job)
@@ -107,10 +110,53 @@ class Jobs:
         return logs
 
 
-def _noise(line: str) -> bool:
-    return any(marker in line for marker in ("INFO packaging", "INFO dashboard_sdk",
-                                             "INFO worker.py", "DeprecationWarning",
-                                             "RayDeprecationWarning", "core_worker.cc"))
+# Ray's and libraries' chatter a user of the demo does not need: job packaging, per-epoch Ray
+# Data plans, Ray Train's worker table (its node_rank is by IP: every loopback node is 0; the
+# training job prints each rank's real node), warnings and their source lines.
+NOISE = re.compile(r"INFO (packaging|dashboard_sdk|worker\.py)|core_worker\.cc|Warning: |"
+                   r"streaming_executor|Execution plan of Dataset|Starting execution of Dataset|"
+                   r"execution finished in|Registered dataset logger|Progress bars disabled|"
+                   r"node_rank=|Started training worker group|Attempting to start training|"
+                   r"Requesting resources|Setting up process group|Moving model to device|"
+                   r"Wrapping provided model|Reporting training result|Checkpoint successfully|"
+                   r"Runtime env is setting up|Downloading artifacts|^\s*warnings\.warn\(|"
+                   r"run snapshot was found|This snapshot contains|If you meant to start a brand|"
+                   r"Waiting up to \d+ seconds for model version|"
+                   r"^(INFO|WARNING) \d{4}-\d\d-\d\d \S+ (controller|proxy|shoematch_\w+) |"
+                   r"serve \d+ -- (Connecting to existing|Started Serve)")
+RAY_PREFIX = re.compile(r"^\(([\w:]+) pid=\d+(, ip=[\d.]+)?\) ?")
+COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+LOG_RECORD = re.compile(r"^(\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d )")
+
+
+class LogView:
+    """One job's log as the demo shows it: without noise, colours, Ray's `(Actor pid=…)`
+    prefixes, a line repeated (Ray forwards a worker's output twice), or the body of a config
+    dump (the MLflow run holds it as parameters)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.in_noise = False  # an indented line after noise belongs to it (a warning's source)
+        self.in_config = False  # a dumped config runs until the next log record or Ray line
+
+    def lines(self, text: str) -> list[str]:
+        shown = []
+        for raw in text.splitlines():
+            raw = COLOURS.sub("", raw.rsplit("\r", 1)[-1])  # the last frame of a progress bar
+            if self.in_config and not (LOG_RECORD.match(raw) or RAY_PREFIX.match(raw)):
+                continue
+            line = RAY_PREFIX.sub("", raw).rstrip()
+            self.in_config = line.endswith("config:")
+            if self.in_config:
+                line += " (in full: the MLflow run's parameters)"
+            if NOISE.search(line) or (self.in_noise and line[:1].isspace()):
+                self.in_noise = True
+                continue
+            self.in_noise = False
+            if line.strip() and line not in self.seen:
+                self.seen.add(line)
+                shown.append(line)
+        return shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = stage(1, "local services: S3 store, MLflow server, Ray head + worker nodes")
     state = bring_up(os.path.join(args.out, "cluster"), workers=args.workers)
-    os.environ.update(state.env(with_keys=True))
+    os.environ.update(state.env(with_keys=True))  # this process reads S3 itself
     print(format_status(state, check(state)), flush=True)
-    jobs = Jobs(state.dashboard_url, state.env(with_keys=True))
+    jobs = Jobs(state.dashboard_url, state.env())  # the nodes hold the keys: never sent along
     base = f"s3://{state.bucket}/demo"
     served = False
     try:
@@ -138,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.run("jobs.serve_index", ["--shutdown"], timeout_s=120)
             tear_down(state)
         else:
-            print(f"services left running; stop them with: python -m cluster down "
-                  f"--state-dir {state.state_dir}")
+            print(f"services left running: python -m cluster status; stop them with: "
+                  f"python -m cluster down --state-dir {os.path.relpath(state.state_dir)}")
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -212,34 +258,50 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
     queries = [r for r in open_dataset(f"{data_root}/{QUERIES_DIR}").iter_records()
                if r["split"] == "test"][: args.http_queries]
     refs = open_dataset(f"{data_root}/{REFERENCES_DIR}")
-    pictures = {r["instance_id"]: r["depth"] or r["print"]
-                for r in refs.iter_records(["instance_id", "depth", "print"])}
+    pictures, model_pictures = {}, {}
+    for r in refs.iter_records(["instance_id", "model_id", "depth", "print"]):
+        pictures[r["instance_id"]] = r["depth"] or r["print"]
+        model_pictures.setdefault(r["model_id"], pictures[r["instance_id"]])
     report, rankings, latencies = [], [], []
     with httpx.Client(timeout=120) as client:
-        for record in queries:
+        def search(record: dict) -> tuple[list[dict], float]:
             start = time.perf_counter()
             response = client.post(f"{url}/v1/search", data={"k": "100"}, files={
                 "print": record["print"], "mask": record["mask"]})
-            latency = (time.perf_counter() - start) * 1e3
             if response.status_code != 200:
                 raise ShoematchError(f"search for {record['query_id']} failed: "
                                      f"{response.status_code} {response.text[:300]}")
-            results = response.json()["results"]
+            return response.json()["results"], (time.perf_counter() - start) * 1e3
+
+        _, cold = search(queries[0])  # loads the encoder and warms every replica
+        print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s", flush=True)
+        for record in queries:
+            results, latency = search(record)
             rankings.append([r["model_id"] for r in results])
             latencies.append(latency)
             targets = list(record["targets"])
+            shown = [ReportMatch(r["model_id"], r["score"], pictures[r["instance_id"]],
+                                 r["model_id"] in targets) for r in results[:5]]
             report.append(ReportQuery(
                 record["query_id"], record["category"], record["print"], record["mask"],
-                targets, latency,
-                [ReportMatch(r["model_id"], r["score"], pictures[r["instance_id"]],
-                             r["model_id"] in targets) for r in results[:5]]))
+                targets, latency, shown,
+                None if any(m.correct for m in shown) else truth(targets, rankings[-1],
+                                                                 model_pictures)))
     summary = summary_rows(queries, rankings, latencies, args.k)
-    print_table(summary, args.k)
+    print_table(summary)
     path = os.path.join(args.out, "report.html")
     with open(path, "w") as handle:
         handle.write(render_report("shoematch demo: synthetic crime-scene prints over HTTP",
                                    summary, report))
     print(f"HTML report: {os.path.abspath(path)}")
+
+
+def truth(targets: list[str], ranking: list[str], model_pictures: dict[str, bytes]
+          ) -> ReportTruth:
+    """The best-ranked correct model (or the first target when none was returned)."""
+    rank = next((i for i, model in enumerate(ranking, start=1) if model in targets), None)
+    model = ranking[rank - 1] if rank else targets[0]
+    return ReportTruth(model, rank, model_pictures[model])
 
 
 def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list[float],
@@ -259,9 +321,9 @@ def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list
     return rows
 
 
-def print_table(rows: list[tuple[str, dict]], k: int) -> None:
+def print_table(rows: list[tuple[str, dict]]) -> None:
     columns = list(rows[0][1])
-    print(f"\n{'queries':<12}" + "".join(f"{c:>10}" for c in columns))
+    print(f"\n{'category':<12}" + "".join(f"{c:>10}" for c in columns))
     for name, values in rows:
         print(f"{name:<12}" + "".join(f"{values[c]!s:>10}" for c in columns))
 

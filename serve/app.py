@@ -8,26 +8,29 @@ import os
 from ray.serve import Application
 
 from serve.encoder import QueryEncoder
-from serve.gateway import Gateway
+from serve.gateway import GatewayDeployment
 from serve.labels import LabelModels
 from serve.settings import ServeSettings
 from serve.shard import IndexShard
 
-FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "MLFLOW_TRACKING_URI")
+# Where storage and MLflow are: settings, not secrets. Keys and the API token are never
+# forwarded (a runtime env is visible in the dashboard and the Serve config): every replica
+# reads them from its node's environment (or AWS config / instance profile), as a real
+# cluster's nodes get them from a Kubernetes Secret or an IAM role.
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                 "MLFLOW_TRACKING_URI")
 
 
-def _env(settings: ServeSettings) -> dict:
-    """Storage, MLflow and auth settings of the deploying process, for every replica."""
-    names = (*FORWARDED_ENV, settings.token_env)
-    env_vars = {name: os.environ[name] for name in names if name in os.environ}
+def _env() -> dict:
+    """The deploying process's storage and MLflow locations, for every replica."""
+    env_vars = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     return {"env_vars": env_vars} if env_vars else {}
 
 
 def build_app(args: dict) -> Application:
     settings = ServeSettings.model_validate(args)
     body = settings.model_dump()
-    runtime_env = _env(settings)
+    runtime_env = _env()
     encoder = QueryEncoder.options(
         autoscaling_config={"min_replicas": settings.encoder_min_replicas,
                             "max_replicas": settings.encoder_max_replicas,
@@ -41,6 +44,6 @@ def build_app(args: dict) -> Application:
     labels = LabelModels.options(
         ray_actor_options={"num_cpus": settings.labels_cpus, "runtime_env": runtime_env},
     ).bind()
-    return Gateway.options(
+    return GatewayDeployment.options(
         ray_actor_options={"num_cpus": settings.gateway_cpus, "runtime_env": runtime_env},
     ).bind(encoder, shards, labels, body)

@@ -36,7 +36,12 @@ class QueryEncoder:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def encode(self, requests: list[tuple[str, np.ndarray, np.ndarray]]
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(model uri, print uint8 [H, W], visible bool [H, W]) → (cells [S, C], visible [h, w])."""
+        """(model uri, print uint8 [H, W], visible bool [H, W]) → (cells [S, C], visible [h, w]),
+        each request alone; Serve gathers concurrent ones into a batch."""
+        return await self.encode_batch(requests)
+
+    async def encode_batch(self, requests: list[tuple[str, np.ndarray, np.ndarray]]
+                           ) -> list[tuple[np.ndarray, np.ndarray]]:
         results: list = [None] * len(requests)
         by_model: dict[str, list[int]] = {}
         for i, (uri, _, _) in enumerate(requests):

@@ -6,19 +6,32 @@ request into a 503 — never a ranking silently missing a shard.
 """
 
 import asyncio
-import os
+import re
 import time
 from collections import Counter
 from typing import Annotated
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from starlette.exceptions import HTTPException
 
+from serve.guard import RequestGuard
+from serve.schemas import (
+    AttributeValues,
+    DescriptorScores,
+    Health,
+    IndexInfo,
+    PhotoSearchResult,
+    ReloadResult,
+    SearchResult,
+    errors,
+)
 from serve.settings import ServeSettings
 from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
-from shoematch.errors import QueryError, SearchIndexError, ShoematchError
+from shoematch.errors import QueryError, SearchIndexError, ShoematchError, StorageError
 from shoematch.index.filters import parse_filters
 from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
@@ -27,48 +40,103 @@ from shoematch.log import get_logger
 
 log = get_logger(__name__)
 api = FastAPI(title="shoematch", description="Crime-scene shoeprint → ranked shoe models")
-OPEN_PATHS = {"/v1/health", "/docs", "/openapi.json"}
+api.add_middleware(RequestGuard)
 RETIRE_WAIT_S = 60.0
+K_FIELD = "ranked shoe models to return: 1 to the service's max_k (default 1000)"
+# Documented as a plain optional file (a nullable one reads to clients as "not a file").
+MASK_FIELD = "visible region, 255 = visible; left out: the print's ink"
 
 
 class ShardUnavailable(ShoematchError):
     """A shard slot did not answer: the ranking would be incomplete."""
 
 
+class MissingCapability(ShoematchError):
+    """The index (or the service) lacks what the route needs: not an outage, a 409."""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
 @api.exception_handler(QueryError)
 async def _bad_request(_request: Request, exc: QueryError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=400)
+    return _error(400, str(exc))
+
+
+@api.exception_handler(MissingCapability)
+async def _conflict(_request: Request, exc: MissingCapability) -> JSONResponse:
+    return _error(409, str(exc))
 
 
 @api.exception_handler(SearchIndexError)
+@api.exception_handler(StorageError)
 @api.exception_handler(ShardUnavailable)
 async def _unavailable(_request: Request, exc: ShoematchError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=503)
+    return _error(503, str(exc))
 
 
-@api.middleware("http")
-async def _guard(request: Request, call_next):
-    """Bearer-token auth (when the token variable is set) and the upload size limit."""
-    settings: ServeSettings = request.app.state.settings
-    token = os.environ.get(settings.token_env)
-    if token and request.url.path not in OPEN_PATHS and \
-            request.headers.get("authorization") != f"Bearer {token}":
-        return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_upload_bytes:
-        return JSONResponse({"error": f"upload of {length} bytes exceeds the limit of "
-                                      f"{settings.max_upload_bytes} bytes"}, status_code=413)
-    return await call_next(request)
+@api.exception_handler(HTTPException)
+async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                        headers=exc.headers)
 
 
-async def _read_upload(upload: UploadFile | None, what: str, limit: int) -> bytes | None:
-    if upload is None:
-        return None
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise QueryError(f"{what} exceeds the upload limit of {limit} bytes")
-    return data
+@api.exception_handler(RequestValidationError)
+async def _bad_field(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's form/type errors in the one error shape, as 400, naming each field."""
+    return _error(400, "; ".join(f"{_field(e['loc'])}: {_problem(e)}" for e in exc.errors()))
+
+
+def _field(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc[1:]) or str(loc[0])
+
+
+def _problem(error: dict) -> str:
+    if error["type"] == "missing":
+        return "required"
+    if "UploadFile" in error["msg"]:
+        return "expected a file upload"
+    if error["type"].startswith("int_"):
+        return "expected an integer"
+    return re.sub(r"<[^>]*>", "a value", error["msg"])  # never a Python object's repr
+
+
+def _openapi_without_422(build=api.openapi):
+    """FastAPI documents a 422 for every route with parameters; this API answers bad fields
+    with 400 (documented per route), so the 422 and its schemas are dropped."""
+    def openapi() -> dict:
+        schema = build()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+    return openapi
+
+
+api.openapi = _openapi_without_422()
+
+
+async def _read_upload(upload: UploadFile | None) -> bytes | None:
+    """The upload's bytes (the guard has already held the whole body to the limit)."""
+    return None if upload is None else await upload.read()
+
+
+async def _k(request: Request, k: int, limit: int) -> int:
+    """`k` as sent: left out → the default; empty or outside 1…limit → a bad field."""
+    if (await request.form()).get("k") == "":
+        raise QueryError(f"k: empty; give an integer from 1 to {limit}, or leave k out")
+    if not 1 <= k <= limit:
+        raise QueryError(f"k must be between 1 and {limit}, got {k}")
+    return k
+
+
+def _refusal(exc: ShoematchError) -> ShoematchError:
+    """The shard's own error behind Ray's wrapper (whose text is a traceback)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, ShoematchError) else exc
 
 
 def _public(match: Match) -> dict:
@@ -79,12 +147,13 @@ def _public(match: Match) -> dict:
     return body
 
 
-@serve.deployment(max_ongoing_requests=64)
-@serve.ingress(api)
 class Gateway:
+    """The routes and their logic; deployed as `GatewayDeployment` (below), or run in process
+    with direct handles by `serve.local.local_api`."""
+
     def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
-        api.state.settings = self.settings
+        RequestGuard.settings = self.settings
         self.encoder = encoder
         self.shards = shards
         self.labels = labels
@@ -114,7 +183,9 @@ class Gateway:
             try:
                 call = getattr(self.shards[slot], method).remote(*args)
                 return await asyncio.wait_for(call, timeout=remaining)
-            except Exception as exc:  # replica died or restarting: any failure is retried
+            except ShoematchError as exc:  # the shard refused the request: it would again
+                raise _refusal(exc) from None
+            except Exception as exc:  # replica died or restarting: retried
                 last = exc
                 log.warning("shard slot %d %s failed (%s); retrying", slot, method, exc)
                 await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -135,11 +206,11 @@ class Gateway:
         self.manifests.pop(version, None)
 
     # --- endpoints -----------------------------------------------------------------------
-    @api.get("/v1/health")
+    @api.get("/v1/health", response_model=Health)
     async def health(self) -> dict:
         return {"status": "ok" if self.version else "no_index", "index_version": self.version}
 
-    @api.get("/v1/index")
+    @api.get("/v1/index", response_model=IndexInfo, responses=errors(401, 503))
     async def index(self) -> dict:
         manifest = self._manifest()
         slots = self.settings.slots
@@ -153,7 +224,7 @@ class Gateway:
                 "attribute_values": manifest.attribute_values,
                 "label_sources": manifest.label_sources}
 
-    @api.post("/v1/index/reload")
+    @api.post("/v1/index/reload", response_model=ReloadResult, responses=errors(401, 503))
     async def reload(self) -> dict:
         """Switch to the index's CURRENT version without dropping a request: every slot loads
         it beside the old one, then new requests use it; the old one goes once idle."""
@@ -179,8 +250,8 @@ class Gateway:
         uri = getattr(self.settings, f"{kind}_model") or (
             getattr(manifest, f"{kind}_model") if manifest else None)
         if not uri:
-            raise SearchIndexError(f"no {kind} model: the index was built without "
-                                   f"--{kind}-model and the service names none")
+            raise MissingCapability(f"no {kind} model: the index was built without "
+                                    f"--{kind}-model and the service names none")
         return uri
 
     async def _merged(self, method: str, version: str, payload, k: int, filters: dict
@@ -195,33 +266,34 @@ class Gateway:
         return merge_top_k(([Match(**hit) for hit in answer["hits"][0]]
                             for answer in answers), k)
 
-    @api.post("/v1/descriptors")
+    @api.post("/v1/descriptors", response_model=DescriptorScores,
+              responses=errors(400, 401, 409, 413, 503))
     async def descriptors(self, print_image: Annotated[UploadFile, File(alias="print")]) -> dict:
         """NFRC descriptor scores (and labels above each descriptor's threshold) of a print."""
-        image = decode_any_print(await _read_upload(print_image, "print",
-                                                    self.settings.max_upload_bytes))
+        image = await asyncio.to_thread(decode_any_print, await _read_upload(print_image))
         return await self.labels.descriptors.remote(self._label_model("descriptor"), image)
 
-    @api.post("/v1/attributes")
+    @api.post("/v1/attributes", response_model=AttributeValues,
+              responses=errors(400, 401, 409, 413, 503))
     async def attributes(self, photo: Annotated[UploadFile, File()]) -> dict:
         """Attribute values (brand, category, …) with scores for a sole photo."""
-        image = decode_photo(await _read_upload(photo, "photo", self.settings.max_upload_bytes))
+        image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
         return await self.labels.attributes.remote(self._label_model("attribute"), image)
 
-    @api.post("/v1/search/photo")
-    async def search_photo(self, photo: Annotated[UploadFile, File()],
-                           k: Annotated[int, Form()] = 100,
+    @api.post("/v1/search/photo", response_model=PhotoSearchResult,
+              responses=errors(400, 401, 409, 413, 503))
+    async def search_photo(self, request: Request, photo: Annotated[UploadFile, File()],
+                           k: Annotated[int, Form(description=K_FIELD)] = 100,
                            filters: Annotated[str | None, Form()] = None) -> dict:
         """Shoe models whose catalogue photos best match a sole photo (e.g. a detainee's)."""
         started = time.perf_counter()
         manifest = self._manifest()
         if not manifest.photo_dim:
-            raise SearchIndexError(f"index version {manifest.version} has no catalogue-photo "
-                                   "features (re-index with --attribute-model)")
-        if not 1 <= k <= self.settings.max_k:
-            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+            raise MissingCapability(f"index version {manifest.version} has no catalogue-photo "
+                                    "features (re-index with --attribute-model)")
+        k = await _k(request, k, self.settings.max_k)
         parsed = parse_filters(filters, set(manifest.attribute_values))
-        image = decode_photo(await _read_upload(photo, "photo", self.settings.max_upload_bytes))
+        image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
         model = self._label_model("attribute")
         features = await self.labels.photo_features.remote(model, image)
         matches = await self._merged("search_photo", manifest.version, features[None], k,
@@ -232,21 +304,21 @@ class Gateway:
                             for rank, m in enumerate(matches, start=1)],
                 "timings_ms": {"total": round((time.perf_counter() - started) * 1e3, 2)}}
 
-    @api.post("/v1/search")
-    async def search(self, print_image: Annotated[UploadFile, File(alias="print")],
-                     mask: Annotated[UploadFile | None, File()] = None,
-                     k: Annotated[int, Form()] = 100,
+    @api.post("/v1/search", response_model=SearchResult, responses=errors(400, 401, 413, 503))
+    async def search(self, request: Request,
+                     print_image: Annotated[UploadFile, File(alias="print")],
+                     mask: Annotated[UploadFile, File(description=MASK_FIELD)] = None,
+                     k: Annotated[int, Form(description=K_FIELD)] = 100,
                      filters: Annotated[str | None, Form()] = None) -> dict:
+        """Shoe models ranked by how well their treads match a crime-scene print."""
         started = time.perf_counter()
         manifest = self._manifest()
         version = manifest.version
-        if not 1 <= k <= self.settings.max_k:
-            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        k = await _k(request, k, self.settings.max_k)
         parsed = parse_filters(filters, set(manifest.attribute_values))
-        limit = self.settings.max_upload_bytes
-        image = decode_print(await _read_upload(print_image, "print", limit),
-                             (manifest.canvas["height"], manifest.canvas["width"]))
-        visible = decode_mask(await _read_upload(mask, "mask", limit), image)
+        canvas = (manifest.canvas["height"], manifest.canvas["width"])
+        image = await asyncio.to_thread(decode_print, await _read_upload(print_image), canvas)
+        visible = await asyncio.to_thread(decode_mask, await _read_upload(mask), image)
         decoded = time.perf_counter()
         cells, visible_cells = await self.encoder.encode.remote(
             (self.settings.model or manifest.model_uri, image, visible))
@@ -266,3 +338,7 @@ class Gateway:
                            "search": round((done - encoded) * 1e3, 2),
                            "total": round((done - started) * 1e3, 2)},
         }
+
+
+GatewayDeployment = serve.deployment(name="Gateway", max_ongoing_requests=64)(
+    serve.ingress(api)(Gateway))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shoematch.config import StrictModel
+from shoematch.index.reader import MAX_K
 
 
 class ServeSettings(StrictModel):
@@ -16,7 +17,8 @@ class ServeSettings(StrictModel):
     attribute_model: str | None = Field(
         None, description="for /v1/attributes and /v1/search/photo; default: the index's")
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    max_k: int = Field(1000, ge=1)
+    max_k: int = Field(MAX_K, ge=1, le=MAX_K,
+                       description="the one limit on k; shards hold the same cap")
     encoder_min_replicas: int = Field(1, ge=1)
     encoder_max_replicas: int = Field(2, ge=1)
     encoder_batch_size: int = Field(8, ge=1)
@@ -28,5 +30,6 @@ class ServeSettings(StrictModel):
     shard_threads: int = Field(1, ge=1, description="torch threads per shard replica")
     shard_timeout_s: float = Field(30.0, gt=0, description="per-shard answer deadline")
     token_env: str = Field("SHOEMATCH_API_TOKEN",
-                           description="environment variable holding the bearer token; "
-                                       "auth is on when it is set")
+                           description="environment variable holding the bearer token, read "
+                                       "on the gateway's node (never forwarded); auth is on "
+                                       "when it is set")

@@ -9,6 +9,7 @@ QUIET_DEFAULTS = {
     "RAY_DISABLE_USAGE_STATS": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",  # each ray.train.report is a barrier: see docs
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # one bar per file: dozens per model
 }
 
 

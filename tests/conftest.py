@@ -17,6 +17,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 REPO = Path(__file__).resolve().parents[1]
 FID300 = REPO.parent / "shared" / "data" / "fid300"
 TEST_BUCKET = "shoematch-test"
+# The API token lives in the Ray nodes' environment, as a real node's would (from a Secret):
+# Serve replicas read it there; it never travels in a runtime env or the Serve config.
+NODE_TOKEN_ENV, NODE_TOKEN = "SHOEMATCH_TEST_API_TOKEN", "test-token-123"
 
 
 @dataclass
@@ -64,14 +67,24 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
-    """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API)."""
+    """A `ray start --head` on loopback; yields the Service (url = dashboard / Jobs API).
+
+    Its own temp dir, because a job's driver finds its cluster through the head's temp dir
+    (`ray_current_cluster`): in the shared default `/tmp/ray`, jobs of test sessions running
+    side by side on one machine connect to whichever cluster started last."""
+    import shutil
+    import tempfile
+
     from cluster.ray_local import start_head
 
-    service = start_head(str(tmp_path_factory.mktemp("ray")))
+    temp_dir = tempfile.mkdtemp(prefix="ray-t-", dir="/tmp")  # short: socket paths < 107
+    service = start_head(str(tmp_path_factory.mktemp("ray")), env={NODE_TOKEN_ENV: NODE_TOKEN},
+                         temp_dir=temp_dir)
     try:
         yield service
     finally:
         service.stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -110,3 +123,18 @@ def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("encoder")
     save_encoder(str(out), CrispEncoder(**config.model_dump()), config, {"note": "random"})
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_refs, random_encoder, tmp_path_factory) -> str:
+    """`tiny_refs` indexed with `random_encoder` in 2 shards (in process, no Ray)."""
+    import subprocess
+    import sys
+
+    root = str(tmp_path_factory.mktemp("tiny-index") / "index")
+    result = subprocess.run([sys.executable, "-m", "jobs.reindex", "--model", random_encoder,
+                             "--refdb", f"{tiny_refs}/references", "--out", root, "--shards",
+                             "2", "--local"], cwd=REPO, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr
+    return root

@@ -137,3 +137,17 @@ def test_launcher_config_has_a_cpu_head_a_gpu_group_and_installs_the_project():
     assert "-c ~/shoematch/constraints.txt -e ~/shoematch" in setup
     assert any("ray start --head" in c for c in config["head_start_ray_commands"])
     assert any("ray start --address=$RAY_HEAD_IP" in c for c in config["worker_start_ray_commands"])
+
+
+def test_status_finds_the_demo_state_without_state_dir(tmp_path, monkeypatch):
+    from cluster.local import DEFAULT_STATE_DIR, STATE_FILE, find_state_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert find_state_dir(None) == DEFAULT_STATE_DIR  # nothing anywhere: the default
+    (tmp_path / "runs" / "demo" / "cluster").mkdir(parents=True)
+    (tmp_path / "runs" / "demo" / "cluster" / STATE_FILE).write_text("{}")
+    assert find_state_dir(None) == "runs/demo/cluster"
+    (tmp_path / DEFAULT_STATE_DIR).mkdir(parents=True)
+    (tmp_path / DEFAULT_STATE_DIR / STATE_FILE).write_text("{}")
+    assert find_state_dir(None) == DEFAULT_STATE_DIR  # the default wins when it holds a state
+    assert find_state_dir("elsewhere") == "elsewhere"

@@ -43,7 +43,7 @@ def best_model_scores(cells: torch.Tensor, models: list[str],
     flat = cells.double().permute(1, 0, 2).reshape(cells.shape[1], -1)
     scores = (flat @ query.double().reshape(-1)).numpy()
     best: dict[str, float] = {}
-    for model, score in zip(models, scores):
+    for model, score in zip(models, scores, strict=True):
         best[model] = max(best.get(model, -np.inf), float(score))
     return best
 
@@ -53,7 +53,7 @@ def assert_same_ranking(got: list[str], expected: list[str], best: dict[str, flo
     """Same models in the same order, except where two models' true scores are within float32
     summation error of each other (the scan and the reference sum cells in different orders)."""
     assert len(got) == len(expected) == len(set(got))
-    for position, (mine, theirs) in enumerate(zip(got, expected)):
+    for position, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
         assert mine == theirs or abs(best[mine] - best[theirs]) <= tolerance, \
             f"position {position}: {mine} ({best[mine]:.7f}) vs {theirs} ({best[theirs]:.7f})"
 

@@ -23,11 +23,13 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.images import decode_image, encode_png
 from shoematch.index.encoding import query_cells
 from shoematch.index.reader import SearchIndex
-from tests.conftest import REPO
+from tests.conftest import NODE_TOKEN, NODE_TOKEN_ENV, REPO
 from tests.ray_jobs import submit, wait_job
 
-TOKEN = "test-token-123"
+TOKEN = NODE_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# In the deploying job's environment only: must not reach the replicas or the Serve config.
+CANARY_SECRET = "canary-secret-must-not-travel"
 
 
 def reindex(model: str, refdb: str, out: str, shards: int) -> None:
@@ -46,10 +48,11 @@ def service(tiny_refs, random_encoder, tmp_path_factory, ray_head):
     reindex(random_encoder, f"{tiny_refs}/references", root, 3)
     port = free_port()
     client = JobSubmissionClient(ray_head.url)
-    env = {"SHOEMATCH_API_TOKEN": TOKEN}
+    env = {"AWS_SECRET_ACCESS_KEY": CANARY_SECRET}
     job = submit(client, "jobs.serve_index", ["--index", root, "--slots", "2", "--port",
                                               str(port), "--set", "max_upload_bytes=200000",
-                                              "shard_timeout_s=45"], env)
+                                              "shard_timeout_s=45", f"token_env={NODE_TOKEN_ENV}"],
+                 env)
     try:
         status = wait_job(client, job, 300)
         assert status == JobStatus.SUCCEEDED, client.get_job_logs(job)[-4000:]
@@ -138,7 +141,34 @@ def test_bad_requests_get_4xx_with_the_reason(service, queries):
         assert reason in response.json()["error"]
     unauthorised = post(url, record, headers={})
     assert unauthorised.status_code == 401
+    assert post(url, record, headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
     assert httpx.get(f"{url}/v1/health", timeout=30).json()["status"] == "ok"
+
+
+def test_chunked_body_is_cut_off_through_the_proxy(service):
+    url, _ = service
+
+    def endless():  # a well-formed upload of "print" that would go on for 64 MB
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="print"; filename="p.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
+        for _ in range(64):
+            yield bytes(1_000_000)
+
+    for headers in (AUTH, {}):
+        response = httpx.post(f"{url}/v1/search", content=endless(), timeout=60, headers={
+            **headers, "Content-Type": "multipart/form-data; boundary=xyz"})
+        assert response.status_code == (413 if headers else 401), response.text
+        assert "content-length" not in response.request.headers
+
+
+def test_deployed_config_holds_no_secret(service, ray_head):
+    from cluster.local import serve_urls
+
+    details = httpx.get(f"{ray_head.url}/api/serve/applications/", timeout=30)
+    assert details.status_code == 200 and "IndexShard0" in details.text
+    assert TOKEN not in details.text and CANARY_SECRET not in details.text
+    url, _ = service  # what `python -m cluster status` shows, from the same API
+    assert serve_urls(ray_head.url) == [f"shoematch: {url}/ (RUNNING)"]
 
 
 def test_reload_under_load_drops_nothing(service, queries, random_encoder, tiny_refs):

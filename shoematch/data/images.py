@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -13,6 +14,9 @@ from shoematch.errors import ImageError
 
 # Fast zlib level: synthetic generation is dominated by encoding at higher levels.
 PNG_COMPRESS_LEVEL = 1
+# One pixel budget for every decoded image (prints, masks, photos): checked on the header,
+# before any pixel is decoded, so a small compressed file cannot make us allocate gigabytes.
+MAX_IMAGE_PIXELS = 4096 * 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_NONE, _FILTER_UP = 0, 2
 
@@ -55,18 +59,32 @@ def encode_png(array: np.ndarray) -> bytes:
     ))
 
 
-def decode_image(data: bytes, name: str, mode: str = "L") -> np.ndarray:
+def decode_image(data: bytes, name: str, mode: str = "L",
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode PNG/JPEG bytes to a uint8 array in `mode` ("L" grey or "RGB").
 
-    `name` identifies the image (instance id and field, or a file path) in the error.
+    `name` identifies the image (instance id and field, or a file path) in the error. The
+    size is read from the header first: anything above `max_pixels` is refused undecoded.
     """
     if not data:
         raise ImageError(f"{name}: image is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # ours is lower
+            image = Image.open(io.BytesIO(data))  # reads the header only
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"{name}: image is {width}x{height} pixels; the limit is "
+                                 f"{max_pixels:,} pixels")
             image.load()
             converted = image.convert(mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own, far larger, header check
+        raise ImageError(f"{name}: image is larger than the limit of {max_pixels:,} "
+                         "pixels") from exc
+    except UnidentifiedImageError as exc:  # its message holds the reader object's repr
+        raise ImageError(f"{name}: cannot decode image (not a PNG or JPEG file)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
     return np.array(converted, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 

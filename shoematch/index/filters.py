@@ -19,6 +19,11 @@ from shoematch.config import StrictModel
 from shoematch.data.schema import DESCRIPTOR_CODES
 from shoematch.errors import QueryError
 
+# The deepest valid filter is {"attributes": {"name": ["value"]}}: three levels. Both caps are
+# checked on the raw text, before parsing, so hostile JSON costs no recursion.
+MAX_FILTERS_CHARS = 4096
+MAX_FILTERS_DEPTH = 4
+
 
 class SearchFilters(StrictModel):
     descriptors: list[str] = []
@@ -35,6 +40,7 @@ def parse_filters(raw: str | Mapping[str, Any] | None,
     if raw is None or raw == "":
         return SearchFilters()
     if isinstance(raw, str):
+        check_filters_text(raw)
         try:
             raw = json.loads(raw)
         except ValueError as exc:
@@ -57,6 +63,27 @@ def parse_filters(raw: str | Mapping[str, Any] | None,
             raise QueryError(f"filters: unknown attribute name(s) {missing}; known: "
                              f"{sorted(attribute_names)}")
     return filters
+
+
+def check_filters_text(raw: str) -> None:
+    """Refuse over-long or over-nested filter JSON without parsing it."""
+    if len(raw) > MAX_FILTERS_CHARS:
+        raise QueryError(f"filters: {len(raw)} characters; at most {MAX_FILTERS_CHARS} allowed")
+    depth, in_string, escaped = 0, False, False
+    for char in raw:
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped = char == "\\"
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_FILTERS_DEPTH:
+                raise QueryError(f"filters: nested deeper than {MAX_FILTERS_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
 
 
 class FilterColumns:

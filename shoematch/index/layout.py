@@ -13,6 +13,7 @@ names it, which is written after every shard and the manifest: readers never see
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -27,6 +28,8 @@ FORMAT_VERSION = 1
 EMBEDDINGS_FILE = "embeddings.npy"
 PHOTOS_FILE = "photos.npy"  # catalogue-photo features [n, D] (with an attribute model)
 METADATA_FILE = "metadata.parquet"
+# What `new_version_id` makes (and older ids of letters, digits, '-' and '_'): never a path.
+VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class ShardEntry(StrictModel):
@@ -74,8 +77,18 @@ def new_version_id() -> str:
     return time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
+def check_version_id(version: object, where: str) -> str:
+    """`version` if it is a well-formed id; anything else (`..`, `/`, not a string) is refused
+    before it can name a storage path."""
+    if not isinstance(version, str) or not VERSION_ID.fullmatch(version):
+        shown = repr(version)[:80] if isinstance(version, str) else type(version).__name__
+        raise SearchIndexError(f"{where}: malformed index version id {shown} (expected "
+                               f"letters, digits, '-' or '_', like {new_version_id()})")
+    return version
+
+
 def manifest_path(version: str) -> str:
-    return f"versions/{version}/manifest.json"
+    return f"versions/{check_version_id(version, 'index version')}/manifest.json"
 
 
 def shard_dir(shard_id: str) -> str:
@@ -88,9 +101,10 @@ def read_current(root: str | Store) -> str | None:
     if not store.exists(POINTER):
         return None
     try:
-        return json.loads(store.read_bytes(POINTER))["version"]
+        version = json.loads(store.read_bytes(POINTER))["version"]
     except (ValueError, KeyError, TypeError) as exc:
         raise SearchIndexError(f"{store.child_uri(POINTER)}: malformed pointer ({exc})") from exc
+    return check_version_id(version, store.child_uri(POINTER))
 
 
 def read_manifest(root: str | Store, version: str | None = None) -> IndexManifest:
@@ -119,4 +133,4 @@ def publish(store: Store, manifest: IndexManifest) -> None:
 def list_versions(root: str | Store) -> list[str]:
     store = root if isinstance(root, Store) else open_store(root)
     return [name for name in store.list("versions")
-            if store.exists(manifest_path(name))]
+            if VERSION_ID.fullmatch(name) and store.exists(manifest_path(name))]

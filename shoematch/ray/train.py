@@ -124,6 +124,11 @@ def record_placement(client: Any, run_id: str, world: int) -> None:
         dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     if client is not None:
         client.set_tag(run_id, "worker_nodes", ",".join(nodes))
+        names = {n["NodeID"]: next((r for r in n["Resources"] if r.startswith("worker_")), "")
+                 for n in ray.nodes()}  # the local cluster names its worker nodes by resource
+        print("DDP placement: " + ", ".join(f"rank {rank} on node {node[:12]} {names.get(node, '')}"
+                                            .rstrip() for rank, node in enumerate(nodes)),
+              flush=True)
 
 
 def shard_batches(device: torch.device) -> Batches:

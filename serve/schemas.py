@@ -1,0 +1,129 @@
+"""The HTTP API's response bodies: typed, so the OpenAPI document is the contract clients (and
+the contract test) hold the service to."""
+
+from __future__ import annotations
+
+from typing import Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from shoematch.index.filters import SearchFilters
+from shoematch.index.reader import Match
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "no_index"]
+    index_version: str | None
+
+
+class ShardInfo(BaseModel):
+    id: str
+    rows: int
+    models: int
+    bytes: int
+    slot: int
+
+
+class IndexInfo(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    index_version: str
+    created_at: float
+    model_uri: str
+    counts: dict[str, int]
+    canvas: dict[str, int]
+    grid: tuple[int, int]
+    dim: int
+    dtype: str
+    slots: int
+    shards: list[ShardInfo]
+    attribute_values: dict[str, list[str]]
+    label_sources: dict[str, dict[str, int]]
+
+
+class ReloadResult(BaseModel):
+    index_version: str
+    previous_version: str | None = None
+    changed: bool
+
+
+# A ranked match as the API shows it: the reader's `Match` with its model id as `model_id`,
+# a rank, and no internal order — derived from `Match` so the two cannot drift apart.
+MatchResult = create_model(
+    "MatchResult", __config__=ConfigDict(protected_namespaces=()),
+    rank=(int, ...), model_id=(str, ...),
+    **{name: (hint, ...) for name, hint in get_type_hints(Match).items()
+       if name not in ("model", "order")})
+
+
+class SearchTimings(BaseModel):
+    decode: float
+    encode: float
+    search: float
+    total: float
+
+
+class PhotoTimings(BaseModel):
+    total: float
+
+
+class SearchResult(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    index_version: str
+    model_uri: str
+    k: int
+    filters: SearchFilters
+    visible_cells: list[list[bool]]
+    results: list[MatchResult]
+    timings_ms: SearchTimings
+
+
+class PhotoSearchResult(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    index_version: str
+    model_uri: str
+    k: int
+    filters: SearchFilters
+    results: list[MatchResult]
+    timings_ms: PhotoTimings
+
+
+class DescriptorScores(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_uri: str
+    scores: dict[str, float]
+    labels: list[str]
+    thresholds: dict[str, float]
+
+
+class AttributeValue(BaseModel):
+    value: str
+    score: float
+
+
+class AttributeValues(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_uri: str
+    attributes: dict[str, AttributeValue]
+
+
+_DESCRIPTIONS = {
+    400: "a bad field: the message names it",
+    401: "missing or wrong bearer token (when the service has one)",
+    409: "the index (or service) lacks what this route needs",
+    413: "the request body exceeds max_upload_bytes",
+    503: "no index loaded, storage unreachable, or a shard slot did not answer",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """`responses=` of a route: each listed status with the one error body shape."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
