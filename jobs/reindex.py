@@ -1,14 +1,16 @@
 """Re-index a reference db with a CriSp encoder into a new, versioned, sharded index.
 
     python -m jobs.reindex --model MODEL_URI|CHECKPOINT --refdb PATH|s3://… --out INDEX_ROOT \
-        [--shards N] [--incremental] [--dtype float16|float32]
+        [--shards N] [--incremental] [--dtype float16|float32] [--dense [--dense-config …]]
 
 Ray Data reads the reference shards, an actor pool of encoders (one GPU each when the cluster
 has GPUs) computes the cells, and one task per index shard writes it. The new version becomes
 current only after every shard and the manifest are written; a failure leaves the previous
 version current (and removes this attempt's shards). `--incremental` encodes only records not
 yet in the current version and lists its unchanged shards again. `--local` encodes in this
-process (no Ray): the baseline for Ray's overhead and a laptop fallback.
+process (no Ray): the baseline for Ray's overhead and a laptop fallback. `--dense` also stores
+each reference's dense feature maps (float16, `shards/<id>/dense_maps.npy`) for re-ranking,
+computed by the same encoder actors.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from shoematch.index.build import (
     rewrite_shard,
     write_group,
 )
+from shoematch.dense.component import dataset_px_per_cm, load_dense_config
+from shoematch.index.dense import dense_component
 from shoematch.index.layout import (
+    DenseComponent,
     IndexManifest,
     new_version_id,
     publish,
@@ -83,9 +88,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fills attributes of unlabelled references and indexes "
                              "catalogue-photo features for photo search")
     parser.add_argument("--local", action="store_true", help="encode in this process, no Ray")
+    parser.add_argument("--dense", action="store_true",
+                        help="store dense feature maps per reference (re-ranking component)")
+    parser.add_argument("--dense-config", nargs="+", default=[], metavar="YAML|KEY=VALUE",
+                        help="DenseConfig: a YAML file and/or key=value items (with --dense)")
     args = parser.parse_args(argv)
     if args.shards < 1:
         parser.error("--shards must be ≥ 1")
+    if args.dense_config and not args.dense:
+        parser.error("--dense-config needs --dense")
     return args
 
 
@@ -108,15 +119,27 @@ def check_label_models(args: argparse.Namespace) -> None:
         load_attribute_model(args.attribute_model)
 
 
-def wanted_digests(refdb: Dataset) -> dict[str, str]:
+def wanted_digests(refdb: Dataset, dense: bool) -> dict[str, str]:
     table = refdb.read_table(["instance_id", "depth", "print"])
-    return {iid: input_digest(d, p) for iid, d, p in zip(
+    return {iid: input_digest(d, p, dense) for iid, d, p in zip(
         table.column("instance_id").to_pylist(), table.column("depth").to_pylist(),
         table.column("print").to_pylist(), strict=True)}
 
 
+def dense_request(args: argparse.Namespace, refdb: Dataset
+                  ) -> tuple[dict | None, DenseComponent | None]:
+    """The encoder actors' dense settings and the manifest's component (None without --dense);
+    refuses a reference db of unknown physical scale before any cluster work."""
+    if not args.dense:
+        return None, None
+    config = load_dense_config(args.dense_config)
+    px_per_cm = dataset_px_per_cm(refdb)
+    return ({"config": config.model_dump(mode="json"), "px_per_cm": px_per_cm},
+            dense_component(config, refdb.canvas, px_per_cm))
+
+
 def encode_with_ray(args: argparse.Namespace, refdb: Dataset, version: str,
-                    new_ids: set[str] | None) -> tuple[list, int, float]:
+                    new_ids: set[str] | None, dense: dict | None) -> tuple[list, int, float]:
     import ray
 
     init_ray()
@@ -139,7 +162,7 @@ def encode_with_ray(args: argparse.Namespace, refdb: Dataset, version: str,
                                "dtype": args.dtype, "device": "cuda" if gpus else "cpu",
                                "threads": args.threads,
                                "descriptor_model": args.descriptor_model,
-                               "attribute_model": args.attribute_model},
+                               "attribute_model": args.attribute_model, "dense": dense},
         batch_size=args.batch_size, batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0, num_cpus=args.actor_cpus,
@@ -153,12 +176,12 @@ def encode_with_ray(args: argparse.Namespace, refdb: Dataset, version: str,
 
 
 def encode_locally(args: argparse.Namespace, refdb: Dataset, version: str,
-                   new_ids: set[str] | None) -> tuple[list, int, float]:
+                   new_ids: set[str] | None, dense: dict | None) -> tuple[list, int, float]:
     """The same encoder and writer, one process, one batch at a time."""
     started = time.perf_counter()
     encoder = EncodeBatch(args.model, args.shards, args.dtype,
                           descriptor_model=args.descriptor_model,
-                          attribute_model=args.attribute_model)
+                          attribute_model=args.attribute_model, dense=dense)
     table = refdb.read_table(READ_COLUMNS)
     if new_ids is not None:
         table = table.filter(pa.array([iid in new_ids for iid in
@@ -174,8 +197,8 @@ def encode_locally(args: argparse.Namespace, refdb: Dataset, version: str,
     return entries, encoded.num_rows, time.perf_counter() - started
 
 
-def plan(args: argparse.Namespace, store: Store, refdb: Dataset,
-         encoder: LoadedEncoder) -> tuple[IndexManifest | None, IncrementalPlan | None]:
+def plan(args: argparse.Namespace, store: Store, refdb: Dataset, encoder: LoadedEncoder,
+         dense: DenseComponent | None) -> tuple[IndexManifest | None, IncrementalPlan | None]:
     current = read_current(store)
     if not args.incremental:
         return (read_manifest(store, current) if current else None), None
@@ -191,7 +214,19 @@ def plan(args: argparse.Namespace, store: Store, refdb: Dataset,
             f"{args.out}: current version {current} was built with (model, dtype, descriptor "
             f"model, attribute model) = {built}; --incremental needs the same, got {wanted}; "
             "run a full re-index instead")
-    return previous, plan_incremental(store, previous.shards, wanted_digests(refdb))
+    if previous.dense != dense:
+        raise SearchIndexError(
+            f"{args.out}: current version {current} has dense component "
+            f"{_describe_dense(previous.dense)}, this run asks for {_describe_dense(dense)}; "
+            "--incremental needs the same (same --dense and --dense-config); run a full "
+            "re-index instead")
+    return previous, plan_incremental(store, previous.shards,
+                                      wanted_digests(refdb, dense is not None))
+
+
+def _describe_dense(dense: DenseComponent | None) -> str:
+    return "none" if dense is None else \
+        f"{dense.config} at {dense.px_per_cm:g} px/cm, grid {dense.grid}"
 
 
 def reindex(args: argparse.Namespace) -> ReindexResult:
@@ -202,7 +237,8 @@ def reindex(args: argparse.Namespace) -> ReindexResult:
     store.check()
     grid, dim = grid_of(encoder, refdb)
     check_label_models(args)
-    previous, update = plan(args, store, refdb, encoder)
+    dense_settings, dense = dense_request(args, refdb)
+    previous, update = plan(args, store, refdb, encoder, dense)
     version = new_version_id()
     log.info("re-indexing %s (%d references) with %s into %s version %s%s", refdb.uri,
              len(refdb), encoder.uri, store.uri, version,
@@ -210,7 +246,7 @@ def reindex(args: argparse.Namespace) -> ReindexResult:
     try:
         new_ids = update.new_ids if update else None
         encode = encode_locally if args.local else encode_with_ray
-        shards, encoded, seconds = encode(args, refdb, version, new_ids)
+        shards, encoded, seconds = encode(args, refdb, version, new_ids, dense_settings)
         if update:
             shards += update.keep
             for i, (entry, rows) in enumerate(update.rewrite):
@@ -218,7 +254,8 @@ def reindex(args: argparse.Namespace) -> ReindexResult:
                                             args.dtype))
         manifest = build_manifest(store, version, encoder, refdb, grid, dim, args.dtype,
                                   shards, previous.version if previous else None,
-                                  bool(update), args.descriptor_model, args.attribute_model)
+                                  bool(update), args.descriptor_model, args.attribute_model,
+                                  refdb.manifest.params.get("px_per_cm"), dense)
         publish(store, manifest)
     except BaseException:
         _discard(store, version)

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from shoematch.config import StrictModel
-from shoematch.dense.mcncc import ReferenceSpectra, mcncc_scores
+from shoematch.dense.mcncc import ReferenceSpectra
+from shoematch.dense.rerank import variant_scores
 from shoematch.errors import QueryError
 from shoematch.models.efficientnet_lite import efficientnet_lite, grey_to_input
 
@@ -220,13 +221,8 @@ class DenseMatcher:
     def scores(self, image: np.ndarray, mask: np.ndarray, px_per_cm: float | None,
                gallery: DenseGallery) -> np.ndarray:
         """[N] best score per reference over the probe's variants (-inf: no valid overlap)."""
-        best: torch.Tensor | None = None
-        for maps, cells in self.probe_variants(image, mask, px_per_cm):
-            value = mcncc_scores(maps, cells, gallery.spectra, self.config.min_overlap)
-            assert isinstance(value, torch.Tensor)
-            best = value if best is None else torch.maximum(best, value)
-        assert best is not None
-        return best.nan_to_num(nan=float("-inf")).cpu().numpy()
+        return variant_scores(self.probe_variants(image, mask, px_per_cm), gallery.spectra,
+                              self.config.min_overlap)
 
     def subset(self, gallery: DenseGallery, rows: Sequence[int]) -> DenseGallery:
         """The gallery restricted to `rows` (re-ranking a first stage's candidates)."""
