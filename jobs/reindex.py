@@ -26,6 +26,7 @@ import torch
 from jobs.common import init_ray, log, run_main
 from shoematch.data.dataset import Dataset, open_dataset
 from shoematch.data.schema import REFERENCE_KIND
+from shoematch.dense.component import dataset_px_per_cm, load_dense_config
 from shoematch.errors import SearchIndexError, ShoematchError
 from shoematch.index.build import (
     READ_COLUMNS,
@@ -38,7 +39,6 @@ from shoematch.index.build import (
     rewrite_shard,
     write_group,
 )
-from shoematch.dense.component import dataset_px_per_cm, load_dense_config
 from shoematch.index.dense import dense_component
 from shoematch.index.layout import (
     DenseComponent,

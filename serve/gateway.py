@@ -16,9 +16,10 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from serve import rerank as dense
 from serve.settings import ServeSettings
 from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
-from shoematch.errors import QueryError, SearchIndexError, ShoematchError
+from shoematch.errors import IndexComponentMissing, QueryError, SearchIndexError, ShoematchError
 from shoematch.index.filters import parse_filters
 from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
@@ -38,6 +39,11 @@ class ShardUnavailable(ShoematchError):
 @api.exception_handler(QueryError)
 async def _bad_request(_request: Request, exc: QueryError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+@api.exception_handler(IndexComponentMissing)
+async def _conflict(_request: Request, exc: IndexComponentMissing) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=409)
 
 
 @api.exception_handler(SearchIndexError)
@@ -236,33 +242,57 @@ class Gateway:
     async def search(self, print_image: Annotated[UploadFile, File(alias="print")],
                      mask: Annotated[UploadFile | None, File()] = None,
                      k: Annotated[int, Form()] = 100,
-                     filters: Annotated[str | None, Form()] = None) -> dict:
+                     filters: Annotated[str | None, Form()] = None,
+                     rerank: Annotated[int, Form()] = 0,
+                     px_per_cm: Annotated[float | None, Form()] = None) -> dict:
+        """Ranked models for a print; `rerank=N` re-ranks the top N by dense score (index built
+        with --dense); `px_per_cm` is the print's scale (default: the index's)."""
         started = time.perf_counter()
         manifest = self._manifest()
         version = manifest.version
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        dense.check_rerank(manifest, rerank, self.settings.max_rerank)
+        scale = dense.index_scale(manifest, px_per_cm)
         parsed = parse_filters(filters, set(manifest.attribute_values))
         limit = self.settings.max_upload_bytes
-        image = decode_print(await _read_upload(print_image, "print", limit),
-                             (manifest.canvas["height"], manifest.canvas["width"]))
+        canvas = (manifest.canvas["height"], manifest.canvas["width"])
+        data = await _read_upload(print_image, "print", limit)
+        image = decode_print(data, canvas) if px_per_cm is None else decode_any_print(data)
         visible = decode_mask(await _read_upload(mask, "mask", limit), image)
+        if px_per_cm is not None:
+            assert scale is not None
+            image, visible = dense.to_index_scale(image, visible, scale, manifest)
         decoded = time.perf_counter()
-        cells, visible_cells = await self.encoder.encode.remote(
-            (self.settings.model or manifest.model_uri, image, visible))
+        model_uri = self.settings.model or manifest.model_uri
+        encoding = self.encoder.encode.remote((model_uri, image, visible))
+        if rerank:
+            (cells, visible_cells), variants = await asyncio.gather(
+                encoding, dense.probe_variants(self.encoder, manifest, image, visible))
+        else:
+            cells, visible_cells = await encoding
         encoded = time.perf_counter()
-        matches = await self._merged("search", version, cells[None], k, parsed.model_dump())
+        matches = await self._merged("search", version, cells[None], max(k, rerank),
+                                     parsed.model_dump())
+        searched = time.perf_counter()
+        ranked = await dense.rerank_matches(self._ask, len(self.shards), manifest, matches,
+                                            variants, rerank) if rerank else \
+            [(m, None) for m in matches]
         done = time.perf_counter()
         return {
             "index_version": version,
-            "model_uri": self.settings.model or manifest.model_uri,
+            "model_uri": model_uri,
             "k": k,
             "filters": parsed.model_dump(),
+            "reranked": bool(rerank),
+            "rerank": rerank,
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
-            "results": [{"rank": rank, "model_id": m.model, **_public(m)}
-                        for rank, m in enumerate(matches, start=1)],
+            "results": [{"rank": rank, "model_id": m.model, **_public(m),
+                         **({"dense_score": dense.dense_field(score)} if rerank else {})}
+                        for rank, (m, score) in enumerate(ranked[:k], start=1)],
             "timings_ms": {"decode": round((decoded - started) * 1e3, 2),
                            "encode": round((encoded - decoded) * 1e3, 2),
-                           "search": round((done - encoded) * 1e3, 2),
+                           "search": round((searched - encoded) * 1e3, 2),
+                           "rerank": round((done - searched) * 1e3, 2),
                            "total": round((done - started) * 1e3, 2)},
         }

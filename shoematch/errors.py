@@ -27,3 +27,7 @@ class SearchIndexError(ShoematchError):
 
 class QueryError(ShoematchError):
     """A search request is invalid (bad image, mask, k, or filter); names the offending part."""
+
+
+class IndexComponentMissing(SearchIndexError):
+    """The index version lacks an optional component the request needs (e.g. dense maps)."""
