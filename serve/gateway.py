@@ -157,7 +157,8 @@ class Gateway:
                 "canvas": manifest.canvas, "grid": manifest.grid, "dim": manifest.dim,
                 "dtype": manifest.dtype, "slots": slots, "shards": shards,
                 "attribute_values": manifest.attribute_values,
-                "label_sources": manifest.label_sources}
+                "label_sources": manifest.label_sources, "px_per_cm": manifest.px_per_cm,
+                "dense": manifest.dense.model_dump() if manifest.dense else None}
 
     @api.post("/v1/index/reload")
     async def reload(self) -> dict:
