@@ -52,7 +52,8 @@ def variant_scores(variants: Sequence[Variant | tuple[torch.Tensor, torch.Tensor
         assert isinstance(value, torch.Tensor)
         best = value if best is None else torch.maximum(best, value)
     assert best is not None, "a probe has at least one variant"
-    return best.nan_to_num(nan=float("-inf")).cpu().numpy()
+    # neginf too: nan_to_num would otherwise turn "no valid overlap" into a finite score.
+    return best.nan_to_num(nan=float("-inf"), neginf=float("-inf")).cpu().numpy()
 
 
 def rerank(ranked: Sequence[T], dense: Sequence[float]) -> list[tuple[T, float | None]]:
@@ -62,7 +63,8 @@ def rerank(ranked: Sequence[T], dense: Sequence[float]) -> list[tuple[T, float |
     head = len(dense)
     if head > len(ranked):
         raise ValueError(f"{head} dense scores for {len(ranked)} ranked items")
-    values = np.nan_to_num(np.asarray(dense, dtype=np.float64), nan=-np.inf)
+    values = np.asarray(dense, dtype=np.float64)
+    values = np.where(np.isnan(values), -np.inf, values)
     order = np.argsort(-values, kind="stable")
     top = [(ranked[i], float(values[i])) for i in order]
     return top + [(item, None) for item in ranked[head:]]
