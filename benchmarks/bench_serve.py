@@ -20,7 +20,7 @@ from cluster.processes import free_port
 from jobs import reindex as job
 from jobs.common import init_ray
 from shoematch.data.dataset import open_dataset
-from shoematch.index.layout import read_manifest
+from shoematch.index.layout import read_current, read_manifest
 
 
 def fire(url: str, records: list[dict], requests: int, concurrency: int,
@@ -69,8 +69,9 @@ def main() -> None:
     data = synthetic_db(os.path.join(args.work, "data"), args.models)
     model = random_encoder(os.path.join(args.work, f"encoder-{args.arch}"), args.arch)
     index = os.path.join(args.work, "index")
-    job.reindex(job.parse_args(["--model", model, "--refdb", f"{data}/references", "--out",
-                                index, "--shards", "2", "--local", "--dense"]))
+    if read_current(index) is None or read_manifest(index).dense is None:  # else reused
+        job.reindex(job.parse_args(["--model", model, "--refdb", f"{data}/references", "--out",
+                                    index, "--shards", "2", "--local", "--dense"]))
     dense = read_manifest(index).dense
     assert dense is not None
     init_ray()

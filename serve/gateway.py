@@ -254,7 +254,7 @@ class Gateway:
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
-        scale = dense.index_scale(manifest, px_per_cm)
+        dense.check_scale(manifest, px_per_cm)
         parsed = parse_filters(filters, set(manifest.attribute_values))
         limit = self.settings.max_upload_bytes
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
@@ -262,11 +262,11 @@ class Gateway:
         image = decode_print(data, canvas) if px_per_cm is None else decode_any_print(data)
         visible = decode_mask(await _read_upload(mask, "mask", limit), image)
         if px_per_cm is not None:
-            assert scale is not None
-            image, visible = dense.to_index_scale(image, visible, scale, manifest)
+            image, visible = dense.to_index_scale(image, visible, px_per_cm, manifest)
         decoded = time.perf_counter()
         model_uri = self.settings.model or manifest.model_uri
         encoding = self.encoder.encode.remote((model_uri, image, visible))
+        variants: list = []
         if rerank:
             (cells, visible_cells), variants = await asyncio.gather(
                 encoding, dense.probe_variants(self.encoder, manifest, image, visible))

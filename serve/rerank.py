@@ -34,16 +34,15 @@ def check_rerank(manifest: IndexManifest, n: int, max_n: int) -> None:
             "maps: re-index with `jobs.reindex --dense`, or send rerank=0")
 
 
-def index_scale(manifest: IndexManifest, px_per_cm: float | None) -> float | None:
-    """The print's scale: as given (checked), else the index's (None when unknown)."""
+def check_scale(manifest: IndexManifest, px_per_cm: float | None) -> None:
+    """A print scale the index can resample from (None: the print is at the index's scale)."""
     if px_per_cm is None:
-        return manifest.px_per_cm
+        return
     if not math.isfinite(px_per_cm) or px_per_cm <= 0:
         raise QueryError(f"px_per_cm must be a positive number, got {px_per_cm}")
     if manifest.px_per_cm is None:
         raise QueryError(f"px_per_cm={px_per_cm:g} given, but index version {manifest.version} "
                          "records no physical scale to resample the print to")
-    return px_per_cm
 
 
 def to_index_scale(image: np.ndarray, mask: np.ndarray, px_per_cm: float,
