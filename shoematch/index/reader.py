@@ -25,6 +25,7 @@ from shoematch.storage import Store, open_store
 
 log = get_logger(__name__)
 MAX_K = 1000
+DENSE_CHUNK = 16  # candidates correlated at once: bounds a serving replica's memory per request
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ class SearchIndex:
             maps.append(shard.dense[shard.rows[instance]])
         if not maps:
             return np.zeros(0, dtype=np.float32)
-        return variant_scores(variants, ReferenceSpectra(torch.from_numpy(np.stack(maps))),
-                              min_overlap)
+        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)), chunk=DENSE_CHUNK)
+        return variant_scores(variants, references, min_overlap)
 
     def search_photos(self, features: np.ndarray | torch.Tensor, k: int,
                       filters: Sequence[SearchFilters] | SearchFilters | None = None
