@@ -71,7 +71,7 @@ def evaluate_dense(data: FidData, config: DenseConfig
     and its gallery (reused by the re-ranking row)."""
     matcher = DenseMatcher(config)
     started = time.monotonic()
-    gallery = matcher.gallery(data.reference_prints, data.px_per_cm)
+    gallery = matcher.gallery(data.reference_prints, data.px_per_cm, crop=True)
     gallery_s = time.monotonic() - started
     ranks, per_probe = [], []
     started = time.monotonic()

@@ -1,14 +1,16 @@
 """Re-index a reference db with a CriSp encoder into a new, versioned, sharded index.
 
     python -m jobs.reindex --model MODEL_URI|CHECKPOINT --refdb PATH|s3://… --out INDEX_ROOT \
-        [--shards N] [--incremental] [--dtype float16|float32]
+        [--shards N] [--incremental] [--dtype float16|float32] [--dense [--dense-config …]]
 
 Ray Data reads the reference shards, an actor pool of encoders (one GPU each when the cluster
 has GPUs) computes the cells, and one task per index shard writes it. The new version becomes
 current only after every shard and the manifest are written; a failure leaves the previous
 version current (and removes this attempt's shards). `--incremental` encodes only records not
 yet in the current version and lists its unchanged shards again. `--local` encodes in this
-process (no Ray): the baseline for Ray's overhead and a laptop fallback.
+process (no Ray): the baseline for Ray's overhead and a laptop fallback. `--dense` also stores
+each reference's dense feature maps (float16, `shards/<id>/dense_maps.npy`) for re-ranking,
+computed by the same encoder actors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from jobs.common import run_main
+from shoematch.dense.component import load_dense_config
 from shoematch.index.reindex import LocalExecutor, ReindexSettings, make_plan, run_reindex
 
 
@@ -42,13 +45,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fills attributes of unlabelled references and indexes "
                              "catalogue-photo features for photo search")
     parser.add_argument("--local", action="store_true", help="encode in this process, no Ray")
-    return parser.parse_args(argv)
+    parser.add_argument("--dense", action="store_true",
+                        help="store dense feature maps per reference (re-ranking component)")
+    parser.add_argument("--dense-config", nargs="+", default=[], metavar="YAML|KEY=VALUE",
+                        help="DenseConfig: a YAML file and/or key=value items (with --dense)")
+    args = parser.parse_args(argv)
+    if args.dense_config and not args.dense:
+        parser.error("--dense-config needs --dense")
+    return args
 
 
 def settings_of(args: argparse.Namespace) -> ReindexSettings:
+    dense = load_dense_config(args.dense_config) if args.dense else None
     return ReindexSettings(args.model, args.refdb, args.out, args.shards, args.incremental,
                            args.dtype, args.batch_size, args.threads, args.descriptor_model,
-                           args.attribute_model)
+                           args.attribute_model, dense)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,24 @@
 
 Requests name the encoder of the index version they search, so a reload to an index built with
 another model switches encoders in step; the last two encoders stay loaded.
+
+It also computes a re-ranked request's dense probe features (`dense_probe`), once per request:
+this is the deployment that holds networks and autoscales with encoding load, so the gateway
+stays an I/O tier and the shard replicas hold only maps and correlate (no backbone per slot).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import torch
 from ray import serve
 
 from shoematch.crisp.store import load_encoder
+from shoematch.dense.matcher import DenseConfig, DenseMatcher
+from shoematch.errors import QueryError
 from shoematch.index.encoding import query_cells
 
 KEEP_MODELS = 2
@@ -23,6 +30,7 @@ class QueryEncoder:
     def __init__(self, threads: int = 1, batch_size: int = 8, batch_wait_s: float = 0.005) -> None:
         torch.set_num_threads(threads)
         self.models: dict[str, torch.nn.Module] = {}
+        self.matchers: dict[str, DenseMatcher] = {}
         self.encode.set_max_batch_size(batch_size)
         self.encode.set_batch_wait_timeout_s(batch_wait_s)
 
@@ -54,3 +62,26 @@ class QueryEncoder:
             for j, i in enumerate(items):
                 results[i] = (cells[j].numpy(), visible[j].numpy())
         return results
+
+    def _matcher(self, config: dict) -> DenseMatcher:
+        key = json.dumps(config, sort_keys=True)
+        if key not in self.matchers:
+            if len(self.matchers) >= KEEP_MODELS:
+                self.matchers.pop(next(iter(self.matchers)))
+            self.matchers[key] = DenseMatcher(DenseConfig.model_validate(config))
+        return self.matchers[key]
+
+    def _variants(self, config: dict, image: np.ndarray, mask: np.ndarray,
+                  px_per_cm: float) -> dict:
+        try:
+            variants = self._matcher(config).probe_variants(image, mask, px_per_cm)
+        except QueryError as exc:  # returned, not raised: the gateway answers 400 with it
+            return {"error": str(exc)}
+        return {"variants": [(maps.cpu().numpy(), cells.cpu().numpy())
+                             for maps, cells in variants]}
+
+    async def dense_probe(self, config: dict, image: np.ndarray, mask: np.ndarray,
+                          px_per_cm: float) -> dict:
+        """{"variants": [(features [C, h, w], visible cells [h, w])]} of a probe for the index's
+        DenseConfig, or {"error": why it cannot be matched}."""
+        return await asyncio.to_thread(self._variants, config, image, mask, px_per_cm)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.exceptions import HTTPException
 
+from serve import rerank as dense
 from serve.guard import RequestGuard
 from serve.schemas import (
     AttributeValues,
@@ -31,7 +32,13 @@ from serve.schemas import (
 )
 from serve.settings import ServeSettings
 from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
-from shoematch.errors import QueryError, SearchIndexError, ShoematchError, StorageError
+from shoematch.errors import (
+    IndexComponentMissing,
+    QueryError,
+    SearchIndexError,
+    ShoematchError,
+    StorageError,
+)
 from shoematch.index.filters import parse_filters
 from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
@@ -45,6 +52,10 @@ RETIRE_WAIT_S = 60.0
 K_FIELD = "ranked shoe models to return: 1 to the service's max_k (default 1000)"
 # Documented as a plain optional file (a nullable one reads to clients as "not a file").
 MASK_FIELD = "visible region, 255 = visible; left out: the print's ink"
+RERANK_FIELD = ("models of the cell ranking to re-rank by dense (MCNCC) score, 0 to the "
+                "service's max_rerank; needs an index built with --dense")
+SCALE_FIELD = ("the print's scale in px/cm: the print is resampled to the index's scale "
+               "(any size); left out: the print is on the index's canvas")
 
 
 class ShardUnavailable(ShoematchError):
@@ -65,6 +76,7 @@ async def _bad_request(_request: Request, exc: QueryError) -> JSONResponse:
 
 
 @api.exception_handler(MissingCapability)
+@api.exception_handler(IndexComponentMissing)
 async def _conflict(_request: Request, exc: MissingCapability) -> JSONResponse:
     return _error(409, str(exc))
 
@@ -222,7 +234,8 @@ class Gateway:
                 "canvas": manifest.canvas, "grid": manifest.grid, "dim": manifest.dim,
                 "dtype": manifest.dtype, "slots": slots, "shards": shards,
                 "attribute_values": manifest.attribute_values,
-                "label_sources": manifest.label_sources}
+                "label_sources": manifest.label_sources, "px_per_cm": manifest.px_per_cm,
+                "dense": manifest.dense.model_dump() if manifest.dense else None}
 
     @api.post("/v1/index/reload", response_model=ReloadResult, responses=errors(401, 503))
     async def reload(self) -> dict:
@@ -304,38 +317,64 @@ class Gateway:
                             for rank, m in enumerate(matches, start=1)],
                 "timings_ms": {"total": round((time.perf_counter() - started) * 1e3, 2)}}
 
-    @api.post("/v1/search", response_model=SearchResult, responses=errors(400, 401, 413, 503))
+    @api.post("/v1/search", response_model=SearchResult,
+              responses=errors(400, 401, 409, 413, 503))
     async def search(self, request: Request,
                      print_image: Annotated[UploadFile, File(alias="print")],
                      mask: Annotated[UploadFile, File(description=MASK_FIELD)] = None,
                      k: Annotated[int, Form(description=K_FIELD)] = 100,
-                     filters: Annotated[str | None, Form()] = None) -> dict:
-        """Shoe models ranked by how well their treads match a crime-scene print."""
+                     filters: Annotated[str | None, Form()] = None,
+                     rerank: Annotated[int, Form(description=RERANK_FIELD)] = 0,
+                     px_per_cm: Annotated[float | None, Form(description=SCALE_FIELD)] = None
+                     ) -> dict:
+        """Shoe models ranked by how well their treads match a crime-scene print; `rerank=N`
+        re-ranks the top N by dense score (an index built with --dense)."""
         started = time.perf_counter()
         manifest = self._manifest()
         version = manifest.version
         k = await _k(request, k, self.settings.max_k)
+        dense.check_rerank(manifest, rerank, self.settings.max_rerank)
+        dense.check_scale(manifest, px_per_cm)
         parsed = parse_filters(filters, set(manifest.attribute_values))
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
-        image = await asyncio.to_thread(decode_print, await _read_upload(print_image), canvas)
+        data = await _read_upload(print_image)
+        image = await asyncio.to_thread(decode_print, data, canvas) if px_per_cm is None else \
+            await asyncio.to_thread(decode_any_print, data)
         visible = await asyncio.to_thread(decode_mask, await _read_upload(mask), image)
+        if px_per_cm is not None:
+            image, visible = dense.to_index_scale(image, visible, px_per_cm, manifest)
         decoded = time.perf_counter()
-        cells, visible_cells = await self.encoder.encode.remote(
-            (self.settings.model or manifest.model_uri, image, visible))
+        model_uri = self.settings.model or manifest.model_uri
+        encoding = self.encoder.encode.remote((model_uri, image, visible))
+        variants: list = []
+        if rerank:
+            (cells, visible_cells), variants = await asyncio.gather(
+                encoding, dense.probe_variants(self.encoder, manifest, image, visible))
+        else:
+            cells, visible_cells = await encoding
         encoded = time.perf_counter()
-        matches = await self._merged("search", version, cells[None], k, parsed.model_dump())
+        matches = await self._merged("search", version, cells[None], max(k, rerank),
+                                     parsed.model_dump())
+        searched = time.perf_counter()
+        ranked = await dense.rerank_matches(self._ask, len(self.shards), manifest, matches,
+                                            variants, rerank) if rerank else \
+            [(m, None) for m in matches]
         done = time.perf_counter()
         return {
             "index_version": version,
-            "model_uri": self.settings.model or manifest.model_uri,
+            "model_uri": model_uri,
             "k": k,
             "filters": parsed.model_dump(),
+            "reranked": bool(rerank),
+            "rerank": rerank,
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
-            "results": [{"rank": rank, "model_id": m.model, **_public(m)}
-                        for rank, m in enumerate(matches, start=1)],
+            "results": [{"rank": rank, "model_id": m.model, **_public(m),
+                         **({"dense_score": dense.dense_field(score)} if rerank else {})}
+                        for rank, (m, score) in enumerate(ranked[:k], start=1)],
             "timings_ms": {"decode": round((decoded - started) * 1e3, 2),
                            "encode": round((encoded - decoded) * 1e3, 2),
-                           "search": round((done - encoded) * 1e3, 2),
+                           "search": round((searched - encoded) * 1e3, 2),
+                           "rerank": round((done - searched) * 1e3, 2),
                            "total": round((done - started) * 1e3, 2)},
         }
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shoematch.index.filters import SearchFilters
+from shoematch.index.layout import DenseComponent
 from shoematch.index.reader import Match
 
 
@@ -43,6 +44,8 @@ class IndexInfo(BaseModel):
     shards: list[ShardInfo]
     attribute_values: dict[str, list[str]]
     label_sources: dict[str, dict[str, int]]
+    px_per_cm: float | None = None
+    dense: DenseComponent | None = None
 
 
 class ReloadResult(BaseModel):
@@ -60,10 +63,17 @@ MatchResult = create_model(
        if name not in ("model", "order")})
 
 
+DENSE_SCORE = "MCNCC score when re-ranked; null: no valid overlap or past the re-ranked head"
+DenseMatchResult = create_model(
+    "DenseMatchResult", __base__=MatchResult,
+    dense_score=(float | None, Field(None, description=DENSE_SCORE)))
+
+
 class SearchTimings(BaseModel):
     decode: float
     encode: float
     search: float
+    rerank: float
     total: float
 
 
@@ -78,8 +88,10 @@ class SearchResult(BaseModel):
     model_uri: str
     k: int
     filters: SearchFilters
+    reranked: bool
+    rerank: int
     visible_cells: list[list[bool]]
-    results: list[MatchResult]
+    results: list[DenseMatchResult]
     timings_ms: SearchTimings
 
 

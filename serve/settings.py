@@ -19,6 +19,7 @@ class ServeSettings(StrictModel):
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_k: int = Field(MAX_K, ge=1, le=MAX_K,
                        description="the one limit on k; shards hold the same cap")
+    max_rerank: int = Field(500, ge=1, description="most models a request may re-rank densely")
     encoder_min_replicas: int = Field(1, ge=1)
     encoder_max_replicas: int = Field(2, ge=1)
     encoder_batch_size: int = Field(8, ge=1)

@@ -68,6 +68,15 @@ class IndexShard:
                 "hits": [[m.to_dict() for m in per_query] for per_query in matches],
                 "exact_scored": stats.exact_scored}
 
+    async def dense_scores(self, version: str, candidates: list[tuple[str, str]],
+                           variants: list[tuple[np.ndarray, np.ndarray]],
+                           min_overlap: float) -> list[float]:
+        """Dense scores of this slot's re-rank candidates (shard id, instance id) from the maps
+        it holds: the maps never leave the replica, only the probe's features travel."""
+        index = await self._index(version)
+        scores = await asyncio.to_thread(index.dense_scores, candidates, variants, min_overlap)
+        return scores.tolist()
+
     async def search_photo(self, version: str, features: np.ndarray, k: int,
                            filters: list[dict]) -> dict:
         index = await self._index(version)

@@ -31,3 +31,7 @@ class QueryError(ShoematchError):
 
 class TrainingError(ShoematchError):
     """A training run ended without a usable result (no checkpoint, no model to register)."""
+
+
+class IndexComponentMissing(SearchIndexError):
+    """The index version lacks an optional component the request needs (e.g. dense maps)."""

@@ -53,9 +53,14 @@ def probe_from(reference: np.ndarray, box: tuple[slice, slice]) -> tuple[np.ndar
     return image, mask
 
 
-def test_a_crop_is_found_at_its_own_scale_and_at_twice_the_resolution(matcher) -> None:
+@pytest.mark.parametrize("crop", [False, True])
+def test_a_crop_is_found_at_its_own_scale_and_at_twice_the_resolution(matcher, crop) -> None:
     refs = treads(6)
-    gallery = matcher.gallery(refs, px_per_cm=10.0)
+    for ref in refs:  # a blank canvas margin, which a cropped gallery leaves out
+        ref[:, -24:] = 0
+    gallery = matcher.gallery(refs, px_per_cm=10.0, crop=crop)
+    full = matcher.gallery(refs, px_per_cm=10.0)
+    assert (gallery.maps.shape[-1] < full.maps.shape[-1]) == crop
     image, mask = probe_from(refs[3], (slice(8, 56), slice(24, 96)))
     assert int(np.argmax(matcher.scores(image, mask, 10.0, gallery))) == 3
     big = np.kron(image, np.ones((2, 2), dtype=np.uint8))

@@ -45,6 +45,7 @@ DESCRIPTOR_CODES: tuple[str, ...] = tuple(DESCRIPTORS)
 
 REFERENCE_KIND = "references"
 QUERY_KIND = "queries"
+SOLE_LENGTH_CM = 30.0  # the canvas width of synthetic and folder data, in cm
 
 REFERENCE_SCHEMA = pa.schema(
     [
@@ -96,6 +97,12 @@ class Canvas:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
+
+    @property
+    def sole_px_per_cm(self) -> float:
+        """Scale when the canvas width spans one sole length (the synthetic and folder data's
+        convention): what dense matching needs to compare prints at the same physical size."""
+        return self.width / SOLE_LENGTH_CM
 
 
 def schema_for(kind: str) -> pa.Schema:

@@ -66,7 +66,8 @@ def build_shard(spec: SynthSpec, task: ShardTask) -> ShardInfo:
 
 
 def spec_params(spec: SynthSpec) -> dict:
-    return {"generator": "shoematch.synth", **dataclasses.asdict(spec)}
+    return {"generator": "shoematch.synth", **dataclasses.asdict(spec),
+            "px_per_cm": spec.canvas.sole_px_per_cm}
 
 
 def publish(spec: SynthSpec, tasks: list[ShardTask], shards: list[ShardInfo],

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from shoematch.config import StrictModel
-from shoematch.dense.mcncc import ReferenceSpectra, mcncc_scores
+from shoematch.dense.mcncc import ReferenceSpectra
+from shoematch.dense.rerank import variant_scores
 from shoematch.errors import QueryError
 from shoematch.models.efficientnet_lite import efficientnet_lite, grey_to_input
 from shoematch.models.resnet import PretrainedWeightsNotFound, WeightsMismatchError
@@ -206,8 +207,12 @@ class DenseMatcher:
                  for chunk in images.split(self.batch_size)]
         return torch.cat(parts).float()
 
-    def gallery(self, prints: Sequence[np.ndarray], px_per_cm: float | None) -> DenseGallery:
-        """Feature maps of references that share one canvas (uint8, 255 = ink)."""
+    def gallery(self, prints: Sequence[np.ndarray], px_per_cm: float | None,
+                crop: bool = False) -> DenseGallery:
+        """Feature maps of references that share one canvas (uint8, 255 = ink).
+
+        `crop`: to the box holding every reference's ink — faster for one whole gallery, but
+        the grid then depends on the set, so stored per-batch maps (the index) never crop."""
         scale = require_scale(px_per_cm, "the reference set")
         if not prints:
             raise QueryError("the reference set is empty")
@@ -216,7 +221,7 @@ class DenseMatcher:
             raise QueryError(f"references must share one canvas for dense matching, got "
                              f"{sorted(shapes)[:3]}")
         factor = self.config.px_per_cm / scale
-        box = inked_box(prints)
+        box = inked_box(prints) if crop else (slice(None), slice(None))
         maps = []
         for start in range(0, len(prints), self.batch_size):
             chunk = prints[start:start + self.batch_size]
@@ -262,14 +267,8 @@ class DenseMatcher:
     def scores(self, image: np.ndarray, mask: np.ndarray, px_per_cm: float | None,
                gallery: DenseGallery) -> np.ndarray:
         """[N] best score per reference over the probe's variants (-inf: no valid overlap)."""
-        best: torch.Tensor | None = None
-        for maps, cells in self.probe_variants(image, mask, px_per_cm):
-            value = mcncc_scores(maps, cells, gallery.spectra, self.config.min_overlap,
-                                 channel_weights=self.channel_weights)
-            assert isinstance(value, torch.Tensor)
-            best = value if best is None else torch.maximum(best, value)
-        assert best is not None
-        return best.nan_to_num(nan=float("-inf")).cpu().numpy()
+        return variant_scores(self.probe_variants(image, mask, px_per_cm), gallery.spectra,
+                              self.config.min_overlap, channel_weights=self.channel_weights)
 
     def subset(self, gallery: DenseGallery, rows: Sequence[int]) -> DenseGallery:
         """The gallery restricted to `rows` (re-ranking a first stage's candidates)."""

@@ -17,6 +17,7 @@ import torch
 
 from shoematch.crisp.store import load_encoder
 from shoematch.data.images import decode_image
+from shoematch.errors import DatasetError
 from shoematch.index.encoding import reference_cells
 from shoematch.index.layout import METADATA_FILE, ShardEntry
 from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
@@ -27,12 +28,18 @@ READ_COLUMNS = ["instance_id", "model_id", "pattern_id", "depth", "print", "phot
                 "descriptors", "attributes"]
 EMBEDDING = "embedding"
 PHOTO_EMBEDDING = "photo_embedding"
+DENSE_MAP = "dense_map"
+DENSE_SHAPE = "dense_shape"
 SHARD = "shard"
 
 
-def input_digest(depth: bytes | None, print_: bytes | None) -> str:
-    """Hash of what the encoder sees (depth if present, else print): detects changed records."""
-    return hashlib.sha256(depth if depth else (print_ or b"")).hexdigest()[:24]
+def input_digest(depth: bytes | None, print_: bytes | None, dense: bool = False) -> str:
+    """Hash of what the encoders see (depth if present, else print; with dense maps the print
+    too): detects changed records."""
+    seen = depth if depth else (print_ or b"")
+    if dense and depth:
+        seen = hashlib.sha256(depth).digest() + (print_ or b"")
+    return hashlib.sha256(seen).hexdigest()[:24]
 
 
 def shard_of(model_id: str, shards: int) -> int:
@@ -51,12 +58,13 @@ class EncodeBatch:
 
     With label models it also fills descriptors / attributes of references that have none
     (given labels win; the source column says which) and computes catalogue-photo features
-    for photo search.
+    for photo search, and with `dense` ({"config": DenseConfig fields, "px_per_cm": the
+    references' scale}) each reference's dense feature maps.
     """
 
     def __init__(self, model_uri: str, shards: int, dtype: str, device: str = "cpu",
                  threads: int | None = None, descriptor_model: str | None = None,
-                 attribute_model: str | None = None) -> None:
+                 attribute_model: str | None = None, dense: dict | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device)
@@ -72,6 +80,24 @@ class EncodeBatch:
             from shoematch.attributes.predict import load_attribute_model
 
             self.attributes = load_attribute_model(attribute_model)
+        self.dense = None
+        if dense:
+            from shoematch.dense.matcher import DenseConfig, DenseMatcher
+
+            self.dense = DenseMatcher(DenseConfig.model_validate(dense["config"]), self.device)
+            self.px_per_cm = float(dense["px_per_cm"])
+
+    def _dense_maps(self, records: list[dict]) -> np.ndarray:
+        """[n, C, h, w] float16 dense maps of the references' prints."""
+        from shoematch.dense.component import reference_maps
+
+        assert self.dense is not None
+        missing = [r["instance_id"] for r in records if not r.get("print")]
+        if missing:
+            raise DatasetError(f"reference {missing[0]!r} has no print: dense maps are taken "
+                               "from prints")
+        prints = [decode_image(r["print"], f"{r['instance_id']} print") for r in records]
+        return reference_maps(self.dense, prints, self.px_per_cm)
 
     def _labels(self, records: list[dict]) -> list[dict]:
         rows = [{
@@ -80,7 +106,7 @@ class EncodeBatch:
             "attributes": _pairs(r.get("attributes")),
             "descriptor_source": "label" if r.get("descriptors") else "none",
             "attribute_source": "label" if r.get("attributes") else "none",
-            "input_digest": input_digest(r.get("depth"), r.get("print")),
+            "input_digest": input_digest(r.get("depth"), r.get("print"), self.dense is not None),
         } for r in records]
         missing = [i for i, row in enumerate(rows) if not row["descriptors"]]
         if self.descriptors is not None and missing:
@@ -122,6 +148,11 @@ class EncodeBatch:
                                                           pa.binary()))
         out = out.append_column(SHARD, pa.array([shard_of(r["model_id"], self.shards)
                                                  for r in records], pa.int32()))
+        if self.dense is not None:
+            maps = self._dense_maps(records)
+            out = out.append_column(DENSE_MAP, pa.array([m.tobytes() for m in maps], pa.binary()))
+            out = out.append_column(DENSE_SHAPE, pa.array([list(maps.shape[1:])] * len(records),
+                                                          pa.list_(pa.int32())))
         return out.append_column("cells_shape", pa.array([list(cells.shape[1:])] * len(records),
                                                          pa.list_(pa.int32())))
 
@@ -135,8 +166,18 @@ def write_group(table: pa.Table, root: str, version: str, dtype: str) -> pa.Tabl
     cells = np.frombuffer(flat, dtype=DTYPES[dtype]).reshape(-1, *cells_shape)
     entry = write_shard(open_store(root), f"{version}-{shard:04d}", cells,
                         table.select(METADATA_SCHEMA.names), dtype,
-                        photo_matrix(table.column(PHOTO_EMBEDDING).to_pylist()))
+                        photo_matrix(table.column(PHOTO_EMBEDDING).to_pylist()),
+                        dense_matrix(table))
     return pa.table({"entry": [entry.model_dump_json()]})
+
+
+def dense_matrix(table: pa.Table) -> np.ndarray | None:
+    """[n, C, h, w] float16 dense maps of encoded rows, or None when not computed."""
+    if DENSE_MAP not in table.column_names:
+        return None
+    shape = tuple(table.column(DENSE_SHAPE)[0].as_py())
+    flat = b"".join(v.as_py() for v in table.column(DENSE_MAP))
+    return np.frombuffer(flat, dtype=np.float16).reshape(-1, *shape)
 
 
 def photo_matrix(features: list[bytes | None]) -> np.ndarray | None:
@@ -195,7 +236,8 @@ def rewrite_shard(store: Store, entry: ShardEntry, rows: list[int], shard_id: st
     data = read_shard(store, entry)
     cells = np.ascontiguousarray(data.cells[:, rows].transpose(1, 0, 2))
     photos = None if data.photos is None else data.photos[rows]
-    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype, photos)
+    dense = None if data.dense is None else data.dense[rows]
+    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype, photos, dense)
 
 
 def summarize_labels(tables: Iterable[pa.Table]) -> tuple[dict, dict]:

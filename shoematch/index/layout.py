@@ -4,6 +4,7 @@
     INDEX_ROOT/versions/<id>/manifest.json      what one version holds
     INDEX_ROOT/shards/<shard id>/embeddings.npy cells [S, n, C], cell-major, float16/float32
     INDEX_ROOT/shards/<shard id>/metadata.parquet  one row per reference, same order
+    INDEX_ROOT/shards/<shard id>/dense_maps.npy    optional: dense feature maps [n, C, h, w]
 
 Shards live outside versions so a new (incremental) version can list shards of older ones
 unchanged. A version is visible only through its manifest, and current only once `CURRENT`
@@ -30,6 +31,7 @@ PHOTOS_FILE = "photos.npy"  # catalogue-photo features [n, D] (with an attribute
 METADATA_FILE = "metadata.parquet"
 # What `new_version_id` makes (and older ids of letters, digits, '-' and '_'): never a path.
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+DENSE_FILE = "dense_maps.npy"  # dense feature maps [n, C, h, w] float16, reference-major
 
 
 class ShardEntry(StrictModel):
@@ -41,6 +43,19 @@ class ShardEntry(StrictModel):
     metadata_sha256: str
     bytes: int
     photos_sha256: str | None = None
+    dense_sha256: str | None = None
+
+
+class DenseComponent(StrictModel):
+    """The optional dense component: per-reference feature maps for MCNCC re-ranking."""
+
+    config: dict  # the DenseConfig the maps were computed with
+    px_per_cm: float  # the maps' resolution (the config's matching scale)
+    grid: tuple[int, int]  # feature map (h, w) of one reference
+    channels: int
+    stride: int  # pixels per feature cell at px_per_cm: a smaller probe cannot be matched
+    dtype: str = "float16"
+    bytes_per_reference: int
 
 
 class IndexManifest(StrictModel):
@@ -61,6 +76,8 @@ class IndexManifest(StrictModel):
     descriptor_model: str | None = None  # filled descriptors of unlabelled references
     attribute_model: str | None = None  # filled attributes; catalogue-photo features
     photo_dim: int = 0
+    px_per_cm: float | None = None  # the reference canvas's physical scale (None: unknown)
+    dense: DenseComponent | None = None
     incremental: bool = False
     shards: list[ShardEntry]
     counts: dict[str, int] = Field(default_factory=dict)  # references, models, shards, …

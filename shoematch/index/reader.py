@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from shoematch.errors import QueryError, SearchIndexError
+from shoematch.dense.mcncc import ReferenceSpectra
+from shoematch.dense.rerank import Variant, variant_scores
+from shoematch.errors import IndexComponentMissing, QueryError, SearchIndexError
 from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
 from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
@@ -23,6 +25,7 @@ from shoematch.storage import Store, open_store
 
 log = get_logger(__name__)
 MAX_K = 1000
+DENSE_CHUNK = 16  # candidates correlated at once: bounds a serving replica's memory per request
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class LoadedShard:
                                       order_offset)
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
+        self.dense = data.dense  # [n, C, h, w] float16, or None
+        self.rows = {iid: i for i, iid in enumerate(self.columns["instance_id"])}
 
     def search(self, queries: torch.Tensor, k: int, filters: Sequence[SearchFilters],
                stats: SearchStats | None = None) -> list[list[Match]]:
@@ -174,6 +179,26 @@ class SearchIndex:
         filters = per_query(filters, batch)
         per_shard = [shard.search(queries, k, filters, stats) for shard in self.shards]
         return [merge_top_k([lists[b] for lists in per_shard], k) for b in range(batch)]
+
+    def dense_scores(self, candidates: Sequence[tuple[str, str]], variants: Sequence[Variant],
+                     min_overlap: float) -> np.ndarray:
+        """Dense scores of re-rank candidates (shard id, instance id) held here, in their order:
+        one batched MCNCC over the candidates' stored maps."""
+        if self.manifest.dense is None:
+            raise IndexComponentMissing(f"index {self.root} version {self.version} has no dense "
+                                        "feature maps (re-index with --dense)")
+        held = {shard.entry.id: shard for shard in self.shards}
+        maps = []
+        for shard_id, instance in candidates:
+            shard = held.get(shard_id)
+            if shard is None or shard.dense is None or instance not in shard.rows:
+                raise SearchIndexError(f"instance {instance!r} of shard {shard_id} is not held "
+                                       f"here (index {self.root} version {self.version})")
+            maps.append(shard.dense[shard.rows[instance]])
+        if not maps:
+            return np.zeros(0, dtype=np.float32)
+        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)), chunk=DENSE_CHUNK)
+        return variant_scores(variants, references, min_overlap)
 
     def search_photos(self, features: np.ndarray | torch.Tensor, k: int,
                       filters: Sequence[SearchFilters] | SearchFilters | None = None

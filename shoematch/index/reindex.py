@@ -21,6 +21,8 @@ import torch
 from shoematch.crisp.store import LoadedEncoder, load_encoder
 from shoematch.data.dataset import Dataset, open_dataset
 from shoematch.data.schema import REFERENCE_KIND
+from shoematch.dense.component import dataset_px_per_cm
+from shoematch.dense.matcher import DenseConfig
 from shoematch.errors import SearchIndexError, ShoematchError
 from shoematch.index.build import (
     READ_COLUMNS,
@@ -33,7 +35,9 @@ from shoematch.index.build import (
     rewrite_shard,
     write_group,
 )
+from shoematch.index.dense import dense_component
 from shoematch.index.layout import (
+    DenseComponent,
     IndexManifest,
     ShardEntry,
     new_version_id,
@@ -61,6 +65,7 @@ class ReindexSettings:
     threads: int = 1  # torch threads per encoder
     descriptor_model: str | None = None
     attribute_model: str | None = None
+    dense: DenseConfig | None = None  # also store dense feature maps (re-ranking component)
 
 
 @dataclass
@@ -74,6 +79,7 @@ class ReindexPlan:
     version: str
     previous: IndexManifest | None
     update: IncrementalPlan | None  # None: encode every record
+    dense: DenseComponent | None = None  # the manifest's dense entry (None: no dense maps)
 
     @property
     def wanted_ids(self) -> pa.Array | None:
@@ -85,7 +91,15 @@ class ReindexPlan:
         s = self.settings
         return {"model_uri": s.model, "shards": s.shards, "dtype": s.dtype, "device": device,
                 "threads": s.threads, "descriptor_model": s.descriptor_model,
-                "attribute_model": s.attribute_model}
+                "attribute_model": s.attribute_model, "dense": self.dense_request}
+
+    @property
+    def dense_request(self) -> dict | None:
+        """What the encoder actors need to compute dense maps (None: none wanted)."""
+        if self.settings.dense is None or self.dense is None:
+            return None
+        return {"config": self.settings.dense.model_dump(mode="json"),
+                "px_per_cm": dataset_px_per_cm(self.refdb)}  # the references' own scale
 
 
 def select_rows(table: pa.Table, wanted: pa.Array | None) -> pa.Table:
@@ -128,9 +142,9 @@ def check_label_models(settings: ReindexSettings) -> None:
         load_attribute_model(settings.attribute_model)
 
 
-def wanted_digests(refdb: Dataset) -> dict[str, str]:
+def wanted_digests(refdb: Dataset, dense: bool) -> dict[str, str]:
     table = refdb.read_table(["instance_id", "depth", "print"])
-    return {iid: input_digest(d, p) for iid, d, p in zip(
+    return {iid: input_digest(d, p, dense) for iid, d, p in zip(
         table.column("instance_id").to_pylist(), table.column("depth").to_pylist(),
         table.column("print").to_pylist(), strict=True)}
 
@@ -145,6 +159,8 @@ def make_plan(settings: ReindexSettings) -> ReindexPlan:
     store.check()
     grid, dim = grid_of(encoder, refdb)
     check_label_models(settings)
+    dense = None if settings.dense is None else \
+        dense_component(settings.dense, refdb.canvas, dataset_px_per_cm(refdb))
     current = read_current(store)
     previous = read_manifest(store, current) if current else None
     update = None
@@ -161,9 +177,21 @@ def make_plan(settings: ReindexSettings) -> ReindexPlan:
                 f"{settings.out}: current version {current} was built with (model, dtype, "
                 f"descriptor model, attribute model) = {built}; --incremental needs the same, "
                 f"got {wanted}; run a full re-index instead")
-        update = plan_incremental(store, previous.shards, wanted_digests(refdb))
+        if previous.dense != dense:
+            raise SearchIndexError(
+                f"{settings.out}: current version {current} has dense component "
+                f"{describe_dense(previous.dense)}, this run asks for {describe_dense(dense)}; "
+                "--incremental needs the same (same --dense and --dense-config); run a full "
+                "re-index instead")
+        update = plan_incremental(store, previous.shards,
+                                  wanted_digests(refdb, dense is not None))
     return ReindexPlan(settings, refdb, encoder, store, grid, dim, new_version_id(), previous,
-                       update)
+                       update, dense)
+
+
+def describe_dense(dense: DenseComponent | None) -> str:
+    return "none" if dense is None else \
+        f"{dense.config} at {dense.px_per_cm:g} px/cm, grid {dense.grid}"
 
 
 class LocalExecutor:
@@ -203,7 +231,8 @@ def run_reindex(plan: ReindexPlan, executor: Executor) -> ReindexResult:
         manifest = build_manifest(store, plan.version, plan.encoder, plan.refdb, plan.grid,
                                   plan.dim, s.dtype, shards,
                                   plan.previous.version if plan.previous else None,
-                                  bool(update), s.descriptor_model, s.attribute_model)
+                                  bool(update), s.descriptor_model, s.attribute_model,
+                                  plan.refdb.manifest.params.get("px_per_cm"), plan.dense)
         publish(store, manifest)
     except BaseException:
         discard(store, plan.version)

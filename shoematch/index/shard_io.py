@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from shoematch.data.dataset import table_to_parquet_bytes
 from shoematch.errors import SearchIndexError
 from shoematch.index.layout import (
+    DENSE_FILE,
     EMBEDDINGS_FILE,
     METADATA_FILE,
     PHOTOS_FILE,
@@ -39,6 +40,7 @@ class ShardData:
     cells: np.ndarray  # [S, n, C]
     metadata: pa.Table
     photos: np.ndarray | None = None  # [n, D] catalogue-photo features
+    dense: np.ndarray | None = None  # [n, C, h, w] dense feature maps
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -48,10 +50,15 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Table,
-                dtype: str, photos: np.ndarray | None = None) -> ShardEntry:
-    """Write `cells` [n, S, C] (reference-major, as encoded) cell-major, and its metadata."""
+                dtype: str, photos: np.ndarray | None = None,
+                dense: np.ndarray | None = None) -> ShardEntry:
+    """Write `cells` [n, S, C] (reference-major, as encoded) cell-major, its metadata, and the
+    optional photo features and dense maps (reference-major: a candidate's map is one slice)."""
     if cells.ndim != 3 or cells.shape[0] != metadata.num_rows:
         raise SearchIndexError(f"shard {shard_id}: {cells.shape} embeddings for "
+                               f"{metadata.num_rows} metadata rows")
+    if dense is not None and len(dense) != metadata.num_rows:
+        raise SearchIndexError(f"shard {shard_id}: {len(dense)} dense maps for "
                                f"{metadata.num_rows} metadata rows")
     embeddings = _npy(np.ascontiguousarray(cells.astype(DTYPES[dtype]).transpose(1, 0, 2)))
     meta_bytes = table_to_parquet_bytes(metadata.select(METADATA_SCHEMA.names)
@@ -62,13 +69,18 @@ def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Tab
     photo_bytes = None if photos is None else _npy(photos.astype(np.float16))
     if photo_bytes is not None:
         store.write_bytes(f"{base}/{PHOTOS_FILE}", photo_bytes)
+    dense_bytes = None if dense is None else _npy(np.ascontiguousarray(dense, np.float16))
+    if dense_bytes is not None:
+        store.write_bytes(f"{base}/{DENSE_FILE}", dense_bytes)
     return ShardEntry(
         id=shard_id, path=base, rows=metadata.num_rows,
         models=len(set(metadata.column("model_id").to_pylist())),
         embeddings_sha256=hashlib.sha256(embeddings).hexdigest(),
         metadata_sha256=hashlib.sha256(meta_bytes).hexdigest(),
-        bytes=len(embeddings) + len(meta_bytes) + len(photo_bytes or b""),
+        bytes=len(embeddings) + len(meta_bytes) + len(photo_bytes or b"") +
+        len(dense_bytes or b""),
         photos_sha256=hashlib.sha256(photo_bytes).hexdigest() if photo_bytes else None,
+        dense_sha256=hashlib.sha256(dense_bytes).hexdigest() if dense_bytes else None,
     )
 
 
@@ -93,4 +105,11 @@ def read_shard(store: Store, entry: ShardEntry) -> ShardData:
     if entry.photos_sha256:
         photos = np.load(io.BytesIO(_verified(store, f"{entry.path}/{PHOTOS_FILE}",
                                               entry.photos_sha256)), allow_pickle=False)
-    return ShardData(cells, metadata, photos)
+    dense = None
+    if entry.dense_sha256:
+        dense = np.load(io.BytesIO(_verified(store, f"{entry.path}/{DENSE_FILE}",
+                                             entry.dense_sha256)), allow_pickle=False)
+        if len(dense) != entry.rows:
+            raise SearchIndexError(f"shard {entry.id}: {len(dense)} dense maps for "
+                                   f"{entry.rows} rows")
+    return ShardData(cells, metadata, photos, dense)

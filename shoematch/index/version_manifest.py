@@ -11,14 +11,21 @@ import pyarrow.parquet as pq
 from shoematch.crisp.store import LoadedEncoder
 from shoematch.data.dataset import Dataset
 from shoematch.index.build import summarize_labels
-from shoematch.index.layout import METADATA_FILE, PHOTOS_FILE, IndexManifest, ShardEntry
+from shoematch.index.layout import (
+    METADATA_FILE,
+    PHOTOS_FILE,
+    DenseComponent,
+    IndexManifest,
+    ShardEntry,
+)
 from shoematch.storage import Store
 
 
 def build_manifest(store: Store, version: str, encoder: LoadedEncoder, refdb: Dataset,
                    grid: tuple[int, int], dim: int, dtype: str, shards: list[ShardEntry],
                    previous: str | None, incremental: bool, descriptor_model: str | None,
-                   attribute_model: str | None) -> IndexManifest:
+                   attribute_model: str | None, px_per_cm: float | None = None,
+                   dense: DenseComponent | None = None) -> IndexManifest:
     metas = [pq.read_table(store.path(f"{e.path}/{METADATA_FILE}"), filesystem=store.fs,
                            columns=["model_id", "attributes", "descriptor_source",
                                     "attribute_source"]) for e in shards]
@@ -31,7 +38,7 @@ def build_manifest(store: Store, version: str, encoder: LoadedEncoder, refdb: Da
         grid=grid, dim=dim, dtype=dtype, refdb=refdb.uri, refdb_digest=refdb.manifest.digest(),
         previous_version=previous, incremental=incremental, shards=shards,
         descriptor_model=descriptor_model, attribute_model=attribute_model,
-        photo_dim=photo_dim(store, shards),
+        photo_dim=photo_dim(store, shards), px_per_cm=px_per_cm, dense=dense,
         counts={"references": sum(e.rows for e in shards), "models": len(models),
                 "shards": len(shards)},
         attribute_values=attribute_values, label_sources=label_sources,

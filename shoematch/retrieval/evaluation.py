@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,15 +31,18 @@ def score_matrix(queries: EncodedQueries, references: EncodedReferences) -> np.n
 
 
 def retrieval_report(queries: EncodedQueries, references: EncodedReferences,
-                     k: int = 100, scores: np.ndarray | None = None) -> dict:
+                     k: int = 100, scores: np.ndarray | None = None,
+                     rankings: list[list[str]] | None = None) -> dict:
     """Metrics overall and per category / seen-unseen, plus each query's ranking.
 
-    `scores` [Q, R] replaces the plain masked scan (e.g. placement search's best scores).
+    `scores` [Q, R] replaces the plain masked scan (e.g. placement search's best scores);
+    `rankings` (every query's full model ranking, e.g. re-ranked) replaces scores altogether.
     """
-    if scores is None:
-        scores = score_matrix(queries, references)
     gallery = len(set(references.model_ids))
-    rankings = [rank_models(row, references.model_ids, k=gallery) for row in scores]
+    if rankings is None:
+        if scores is None:
+            scores = score_matrix(queries, references)
+        rankings = [rank_models(row, references.model_ids, k=gallery) for row in scores]
     targets = [set(t) for t in queries.targets]
     first = [first_correct_rank(r, t) for r, t in zip(rankings, targets, strict=True)]
 
@@ -66,24 +70,41 @@ def retrieval_report(queries: EncodedQueries, references: EncodedReferences,
     }
 
 
+@dataclass
+class CellStage:
+    """Cell scores of every query against every reference instance (CriSp's scan)."""
+
+    queries: EncodedQueries
+    references: EncodedReferences
+    scores: np.ndarray  # [Q, R]
+    placement: dict | None = None
+
+
+def cell_stage(model: torch.nn.Module, refdb: Dataset, queries: Dataset, device: torch.device,
+               split: str | None = None, mask_queries: bool = True,
+               placement: PlacementConfig | None = None) -> CellStage:
+    """Encode references and queries (optionally with placement search) and score them."""
+    refs = encode_references(model, refdb, device)
+    if placement is None:
+        encoded = encode_queries(model, queries, device, split=split, mask_queries=mask_queries)
+        return CellStage(encoded, refs, score_matrix(encoded, refs))
+    records = [r for r in queries.iter_records() if split is None or r["split"] == split]
+    started = time.monotonic()
+    scores = placement_scores(model, records, refs, device, placement)
+    seconds = (time.monotonic() - started) / max(len(records), 1)
+    log.info("placement search: %d placements/query, %.2f s/query", placement.count, seconds)
+    return CellStage(placed_queries(records), refs, scores,
+                     {**placement.model_dump(), "count": placement.count,
+                      "seconds_per_query": seconds})
+
+
 def evaluate_encoder(model: torch.nn.Module, refdb: Dataset, queries: Dataset,
                      device: torch.device, split: str | None = None, k: int = 100,
                      mask_queries: bool = True,
                      placement: PlacementConfig | None = None) -> dict:
     """Encode references and queries (optionally with placement search) and report."""
-    refs = encode_references(model, refdb, device)
-    scores = None
-    if placement is not None:
-        records = [r for r in queries.iter_records() if split is None or r["split"] == split]
-        started = time.monotonic()
-        scores = placement_scores(model, records, refs, device, placement)
-        seconds = (time.monotonic() - started) / max(len(records), 1)
-        log.info("placement search: %d placements/query, %.2f s/query", placement.count, seconds)
-        encoded = placed_queries(records)
-    else:
-        encoded = encode_queries(model, queries, device, split=split, mask_queries=mask_queries)
-    report = retrieval_report(encoded, refs, k=k, scores=scores)
-    if placement is not None:
-        report["placement"] = {**placement.model_dump(), "count": placement.count,
-                               "seconds_per_query": seconds}
+    stage = cell_stage(model, refdb, queries, device, split, mask_queries, placement)
+    report = retrieval_report(stage.queries, stage.references, k=k, scores=stage.scores)
+    if stage.placement is not None:
+        report["placement"] = stage.placement
     return report

@@ -54,7 +54,6 @@ from shoematch.errors import ConfigError, DatasetError, ImageError
 SOURCE = "folder"
 QUERIES = "queries.csv"
 RESIZE_MODES = ("fit", "stretch")
-SOLE_LENGTH_CM = 30.0
 ATTRIBUTE_PREFIX = "attr_"
 
 REFERENCE_REQUIRED = ("instance_id", "model_id", "print")
@@ -179,7 +178,7 @@ def _query_specs(rows: list[tuple[str, dict[str, str]]], placer: _Placer) -> lis
 
 
 def _references(specs: list[dict[str, Any]], placer: _Placer) -> Iterator[dict[str, Any]]:
-    px_per_cm = placer.canvas.width / SOLE_LENGTH_CM
+    px_per_cm = placer.canvas.sole_px_per_cm
     for spec in specs:
         files = spec["files"]
         ink, _ = placer.place(files["print"], is_print=True)
@@ -248,6 +247,7 @@ def read_folder(src: str, canvas: Canvas = DEFAULT_CANVAS, manifest: str = "mani
         reference_count=len(references),
         query_count=len(queries),
         params={
+            "px_per_cm": canvas.sole_px_per_cm,
             "manifest": manifest,
             "resize": resize,
             "rotate": rotate % 360,
