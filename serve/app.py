@@ -14,7 +14,8 @@ from serve.settings import ServeSettings
 from serve.shard import IndexShard
 
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "MLFLOW_TRACKING_URI")
+                 "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "MLFLOW_TRACKING_URI",
+                 "SHOEMATCH_USERS", "SHOEMATCH_USERS_FILE", "SHOEMATCH_DB_URL")
 
 
 def _env(settings: ServeSettings) -> dict:

@@ -18,6 +18,8 @@ from ray import serve
 
 from serve.settings import ServeSettings
 from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
+from serve.workbench import PUBLIC_PATHS, PUBLIC_PREFIXES, mount_workbench
+from shoematch.cases.users import Users
 from shoematch.errors import QueryError, SearchIndexError, ShoematchError
 from shoematch.index.filters import parse_filters
 from shoematch.index.layout import IndexManifest, read_current, read_manifest
@@ -27,7 +29,8 @@ from shoematch.log import get_logger
 
 log = get_logger(__name__)
 api = FastAPI(title="shoematch", description="Crime-scene shoeprint → ranked shoe models")
-OPEN_PATHS = {"/v1/health", "/docs", "/openapi.json"}
+mount_workbench(api)
+OPEN_PATHS = {"/v1/health", "/docs", "/openapi.json", *PUBLIC_PATHS}
 RETIRE_WAIT_S = 60.0
 
 
@@ -48,13 +51,18 @@ async def _unavailable(_request: Request, exc: ShoematchError) -> JSONResponse:
 
 @api.middleware("http")
 async def _guard(request: Request, call_next):
-    """Bearer-token auth (when the token variable is set) and the upload size limit."""
+    """Bearer-token auth (named users, when any token is configured) and the upload limit;
+    the user's name rides on the request (`request.state.user`) into the audit log."""
     settings: ServeSettings = request.app.state.settings
-    token = os.environ.get(settings.token_env)
-    if token and request.url.path not in OPEN_PATHS and \
-            request.headers.get("authorization") != f"Bearer {token}":
-        return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+    users: Users = request.app.state.users
+    path = request.url.path
+    request.state.user = "local"
+    if users.enabled and path not in OPEN_PATHS and not path.startswith(PUBLIC_PREFIXES):
+        user = users.resolve(request.headers.get("authorization"))
+        if user is None:
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        request.state.user = user
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         return JSONResponse({"error": f"upload of {length} bytes exceeds the limit of "
@@ -85,6 +93,9 @@ class Gateway:
     def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
         api.state.settings = self.settings
+        api.state.users = Users.from_environment(self.settings.users_file,
+                                                 os.environ.get(self.settings.token_env))
+        api.state.gateway = self
         self.encoder = encoder
         self.shards = shards
         self.labels = labels
@@ -239,30 +250,39 @@ class Gateway:
                      filters: Annotated[str | None, Form()] = None) -> dict:
         started = time.perf_counter()
         manifest = self._manifest()
-        version = manifest.version
-        if not 1 <= k <= self.settings.max_k:
-            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
-        parsed = parse_filters(filters, set(manifest.attribute_values))
         limit = self.settings.max_upload_bytes
         image = decode_print(await _read_upload(print_image, "print", limit),
                              (manifest.canvas["height"], manifest.canvas["width"]))
         visible = decode_mask(await _read_upload(mask, "mask", limit), image)
         decoded = time.perf_counter()
-        cells, visible_cells = await self.encoder.encode.remote(
-            (self.settings.model or manifest.model_uri, image, visible))
+        answer = await self.rank(image, visible, k, filters)
+        answer["timings_ms"]["decode"] = round((decoded - started) * 1e3, 2)
+        answer["timings_ms"]["total"] = round((time.perf_counter() - started) * 1e3, 2)
+        return answer
+
+    async def rank(self, image: np.ndarray, visible: np.ndarray, k: int,
+                   filters: str | dict | None) -> dict:
+        """Encode a print on the canvas with its visible region and rank the index's models:
+        the one search path of `/v1/search` and of the workbench's case queries."""
+        started = time.perf_counter()
+        manifest = self._manifest()
+        version = manifest.version
+        if not 1 <= k <= self.settings.max_k:
+            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        parsed = parse_filters(filters, set(manifest.attribute_values))
+        model_uri = self.settings.model or manifest.model_uri
+        cells, visible_cells = await self.encoder.encode.remote((model_uri, image, visible))
         encoded = time.perf_counter()
         matches = await self._merged("search", version, cells[None], k, parsed.model_dump())
         done = time.perf_counter()
         return {
             "index_version": version,
-            "model_uri": self.settings.model or manifest.model_uri,
+            "model_uri": model_uri,
             "k": k,
             "filters": parsed.model_dump(),
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
             "results": [{"rank": rank, "model_id": m.model, **_public(m)}
                         for rank, m in enumerate(matches, start=1)],
-            "timings_ms": {"decode": round((decoded - started) * 1e3, 2),
-                           "encode": round((encoded - decoded) * 1e3, 2),
-                           "search": round((done - encoded) * 1e3, 2),
-                           "total": round((done - started) * 1e3, 2)},
+            "timings_ms": {"encode": round((encoded - started) * 1e3, 2),
+                           "search": round((done - encoded) * 1e3, 2)},
         }
