@@ -75,7 +75,7 @@ def test_bad_preparation_is_named(params, reason):
 def test_bad_crop_and_scale_are_named():
     with pytest.raises(QueryError, match="not inside the 80x40 image"):
         prepare(photo(), Preparation(px_per_cm=10, crop=(0, 0, 90, 40)), CANVAS, 10.0)
-    with pytest.raises(QueryError, match="more than 4x"):
+    with pytest.raises(QueryError, match="more than 64x the pixels"):
         prepare(photo(), Preparation(px_per_cm=2), CANVAS, 50.0)
 
 

@@ -18,7 +18,7 @@ from shoematch.config import StrictModel
 from shoematch.errors import QueryError
 
 MIN_PX_PER_CM, MAX_PX_PER_CM = 2.0, 50.0
-MAX_CANVAS_MULTIPLE = 4  # a prepared print larger than this × the canvas is a wrong scale
+MAX_CANVAS_MULTIPLE = 64  # a rescaled photo over this × the canvas's pixels: a wrong scale
 
 
 class Levels(StrictModel):
@@ -117,10 +117,10 @@ def _orient(image: Image.Image, params: Preparation) -> Image.Image:
 def _rescale(image: Image.Image, factor: float, canvas: tuple[int, int]) -> Image.Image:
     width = max(1, round(image.width * factor))
     height = max(1, round(image.height * factor))
-    if width > MAX_CANVAS_MULTIPLE * canvas[1] or height > MAX_CANVAS_MULTIPLE * canvas[0]:
-        raise QueryError(f"at this px/cm the print would be {width}x{height} px, more than "
-                         f"{MAX_CANVAS_MULTIPLE}x the {canvas[1]}x{canvas[0]} canvas: crop it or "
-                         "check the scale")
+    if width * height > MAX_CANVAS_MULTIPLE * canvas[0] * canvas[1]:
+        raise QueryError(f"at this px/cm the photo would be {width}x{height} px, more than "
+                         f"{MAX_CANVAS_MULTIPLE}x the pixels of the {canvas[1]}x{canvas[0]} "
+                         "canvas: crop it or check the scale")
     if (width, height) == image.size:
         return image
     return image.resize((width, height), Image.Resampling.LANCZOS)
