@@ -222,6 +222,17 @@ def focus_outline(driver) -> str:
         "return s.outlineStyle + ' ' + s.outlineWidth")
 
 
+def tab_until(driver, is_target, what: str, limit: int = 40):
+    """Press Tab (keyboard only) until the focused element is the target; it must show focus."""
+    for _ in range(limit):
+        active = driver.switch_to.active_element
+        if is_target(active):
+            assert not focus_outline(driver).startswith("none"), f"{what} shows no focus"
+            return active
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached {what}")
+
+
 def no_horizontal_overflow(driver) -> bool:
     return driver.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth")
@@ -317,8 +328,10 @@ def test_whole_flow_in_the_browser(workbench, scene, browser, tiny_refs):
     set_field(driver, "codes", code)
     shots.take("filtered")
 
-    # 5 · search: the grid shows the ranking the API gives for the same inputs.
-    driver.find_element(By.ID, "search").click()
+    # 5 · search, keyboard only: Tab to the button, Enter. The grid shows the ranking the API
+    # gives for the same inputs.
+    tab_until(driver, lambda e: e.get_attribute("id") == "search", "the search button")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#results .card"), "results")
     rows = page_rows(driver)
     query_id = driver.execute_script("return window.workbench.state.queryId")
@@ -340,8 +353,11 @@ def test_whole_flow_in_the_browser(workbench, scene, browser, tiny_refs):
     assert [r["model_id"] for r in api["results"]] == [r["model_id"] for r in rows]
     shots.take("results")
 
-    # 6 · compare the first candidate; move the overlay's opacity slider with the keyboard.
-    cards[0].click()
+    # 6 · compare the first candidate (Tab from the search button reaches it; Enter opens it);
+    # move the overlay's opacity slider with the keyboard.
+    first = tab_until(driver, lambda e: "card" in (e.get_attribute("class") or ""), "a card")
+    assert first.get_attribute("data-index") == "0"
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
     wait(driver, lambda d: d.execute_script(
         "const h = document.getElementById('heatmap'); return h.complete && h.naturalWidth > 0"),
         "the heat map")

@@ -81,7 +81,9 @@ def check_pixel_budget(data: bytes, name: str, max_pixels: int) -> tuple[int, in
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except Image.DecompressionBombError as exc:
-        raise PixelBudgetError(f"{name}: refused before decoding: {exc}") from exc
+        raise PixelBudgetError(f"{name}: declares more than {2 * Image.MAX_IMAGE_PIXELS} "
+                               f"pixels, over the limit of {max_pixels} pixels; refused before "
+                               "decoding") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
     if width * height > max_pixels:

@@ -28,6 +28,7 @@ async function guarded(action, clear = true) {
     if (clear) clearError();
     await action();
   } catch (error) {
+    status("");
     showError(error.message);
   }
 }
