@@ -35,12 +35,10 @@ from shoematch.cases.models import AuditEntry
 from shoematch.cases.records import CaseRecords
 from shoematch.data.dataset import open_dataset
 from shoematch.data.images import decode_image, encode_png
-from shoematch.data.schema import DESCRIPTOR_CODES
-from shoematch.descriptors.model import DescriptorNet, DescriptorNetConfig
-from shoematch.descriptors.predict import save_descriptor_model
 from tests.browser import Screenshots, chromium
 from tests.conftest import REPO
 from tests.images_bad import bomb_png
+from tests.label_models import random_descriptor_model
 
 TOKENS = {"alice": "alice-token-0123456", "bob": "bob-token-98765432"}
 PHOTO_SCALE = 2.0  # the photo shows the print at twice the index's px/cm
@@ -57,14 +55,8 @@ def auth(user: str = "alice") -> dict:
 def workbench(tiny_refs, random_encoder, tmp_path_factory):
     """The tiny index (with a descriptor model) served with named users and an SQLite case db;
     yields (url, index root, db url, work dir)."""
-    import torch
-
     work = tmp_path_factory.mktemp("workbench")
-    torch.manual_seed(0)
-    descriptor = str(work / "descriptor")
-    config = DescriptorNetConfig(arch="resnet18")
-    save_descriptor_model(descriptor, DescriptorNet(**config.model_dump()).eval(), config,
-                          [0.5] * len(DESCRIPTOR_CODES))
+    descriptor = random_descriptor_model(str(work / "descriptor"))
     root = str(work / "index")
     built = subprocess.run(
         [sys.executable, "-m", "jobs.reindex", "--model", random_encoder, "--refdb",

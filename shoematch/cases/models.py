@@ -13,15 +13,20 @@ class Base(DeclarativeBase):
     pass
 
 
-class Case(Base):
-    __tablename__ = "cases"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
+class Stamped:
+    """When a row was written and by whom (the signed-in examiner)."""
+
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(64))
 
 
-class Upload(Base):
+class Case(Stamped, Base):
+    __tablename__ = "cases"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+
+
+class Upload(Stamped, Base):
     """An original crime-scene image, byte for byte, keyed by its SHA-256."""
 
     __tablename__ = "uploads"
@@ -31,11 +36,9 @@ class Upload(Base):
     media_format: Mapped[str] = mapped_column(String(16))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(String(64))
 
 
-class Query(Base):
+class Query(Stamped, Base):
     """One search of a case: its inputs (upload, preparation, mask, filters) and its answer."""
 
     __tablename__ = "queries"
@@ -55,11 +58,9 @@ class Query(Base):
     visible_cells: Mapped[str] = mapped_column(Text)  # JSON [h][w] of bools
     results: Mapped[str] = mapped_column(Text)  # JSON list of ranked matches
     result_digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(String(64))
 
 
-class Decision(Base):
+class Decision(Stamped, Base):
     """An examiner's call on one candidate of a query. Rows are never changed: a new decision
     on the same candidate is a new row, and the latest one is the current call."""
 
@@ -69,8 +70,6 @@ class Decision(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(String(64))
 
 
 class AuditEntry(Base):

@@ -264,8 +264,10 @@ async function search() {
     const caseId = needCase();
     if (!state.upload) throw new Error("load a crime-scene image first");
     if (!mask.visibleCount()) throw new Error("the mask is empty: paint the visible region of the print first");
+    if (state.searching) return;  // not disabled: a disabled button would drop keyboard focus
+    state.searching = true;
     status("searching …");
-    $("search").disabled = true;
+    $("search").setAttribute("aria-busy", "true");
     const form = new FormData();
     form.append("upload_sha256", state.upload.sha256);
     form.append("preparation", JSON.stringify(readPrep()));
@@ -280,7 +282,8 @@ async function search() {
       status(`query ${answer.query_id} recorded`);
       await refreshCaseFile();
     } finally {
-      $("search").disabled = false;
+      state.searching = false;
+      $("search").removeAttribute("aria-busy");
     }
   });
 }

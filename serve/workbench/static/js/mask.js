@@ -1,6 +1,8 @@
 // The visible-region mask over the prepared print, in canvas pixels: brush/eraser strokes with
 // undo/redo, all/none. The bitmap drawn here is the bitmap sent with the search (as a PNG).
 
+import { inkDark, recolour } from "./pixels.js";
+
 const VISIBLE = [40, 200, 90, 80];
 const HIDDEN = [20, 20, 30, 150];
 const HISTORY = 50;
@@ -41,16 +43,7 @@ export class MaskEditor {
   }
 
   // The prepared print (255 = ink) drawn as an examiner reads it: dark ink on light.
-  setPrint(image) {
-    const ctx = this.printCanvas.getContext("2d");
-    ctx.drawImage(image, 0, 0);
-    const data = ctx.getImageData(0, 0, this.width, this.height);
-    for (let i = 0; i < data.data.length; i += 4) {
-      const v = 255 - data.data[i];
-      data.data[i] = data.data[i + 1] = data.data[i + 2] = v;
-    }
-    ctx.putImageData(data, 0, 0);
-  }
+  setPrint(image) { recolour(this.printCanvas, image, inkDark); }
 
   visibleCount() { return this.bits.reduce((a, b) => a + b, 0); }
 

@@ -3,6 +3,7 @@
 // cards, Enter opens one; in the comparison ← / → move, 1 / 2 / 3 mark.
 
 import { imageUrl, loadImage, putJSON } from "./api.js";
+import { inkDark, recolour } from "./pixels.js";
 
 const PAGE = 20;
 const $ = (id) => document.getElementById(id);
@@ -119,39 +120,16 @@ export class Results {
 
   // Reference print shown dark on light (255 = ink in the data), under the query.
   async drawReference(url) {
-    const image = await loadImage(url);
     const canvas = document.createElement("canvas");
-    canvas.width = image.width;
-    canvas.height = image.height;
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(image, 0, 0);
-    const data = ctx.getImageData(0, 0, image.width, image.height);
-    for (let i = 0; i < data.data.length; i += 4) {
-      const v = 255 - data.data[i];
-      data.data[i] = data.data[i + 1] = data.data[i + 2] = v;
-    }
-    ctx.putImageData(data, 0, 0);
+    recolour(canvas, await loadImage(url), inkDark);
     $("ov-ref").src = canvas.toDataURL();
   }
 
   // The prepared query: grey in the side-by-side, red ink (transparent ground) in the overlay.
   drawQuery() {
-    const source = this.queryCanvasSource();
-    const side = $("cmp-query");
-    side.width = source.width;
-    side.height = source.height;
-    side.getContext("2d").drawImage(source, 0, 0);
-    const over = $("ov-query");
-    over.width = source.width;
-    over.height = source.height;
-    const ctx = over.getContext("2d");
-    ctx.drawImage(source, 0, 0);
-    const data = ctx.getImageData(0, 0, source.width, source.height);
-    for (let i = 0; i < data.data.length; i += 4) {
-      const ink = 255 - data.data[i];  // the source shows ink dark
-      data.data.set([220, 30, 30, ink], i);
-    }
-    ctx.putImageData(data, 0, 0);
+    const source = this.queryCanvasSource();  // shows ink dark
+    recolour($("cmp-query"), source, (v) => [v, v, v, 255]);
+    recolour($("ov-query"), source, (v) => [220, 30, 30, 255 - v]);
     this.opacity();
   }
 
