@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import text
 
@@ -19,7 +20,7 @@ from shoematch.cases.preparation import Preparation, describe, parse_preparation
 from shoematch.cases.records import CaseRecords
 from shoematch.cases.report import case_html, case_pdf
 from shoematch.cases.users import Users
-from shoematch.data.images import check_pixel_budget, encode_png
+from shoematch.data.images import check_pixel_budget, decode_image, encode_png
 from shoematch.errors import CaseError, CaseNotFound, ImageError, PixelBudgetError, QueryError
 from tests.conftest import REPO
 from tests.images_bad import bomb_png
@@ -123,6 +124,12 @@ def test_case_records_report_and_audit_chain(records):
     with pytest.raises(CaseError, match="already exists"):
         records.create_case("alice", "2026-0412", "again")
     upload = records.add_upload("alice", "2026-0412", photo(), "scene.png", 10_000)
+    colour_tiff = io.BytesIO()
+    Image.fromarray(np.dstack([decode_image(photo(), "p")] * 3)).save(colour_tiff, "TIFF")
+    tiff = records.add_upload("alice", "2026-0412", colour_tiff.getvalue(), "scene.tif", 10_000)
+    assert tiff["format"] == "TIFF" and (tiff["width"], tiff["height"]) == (80, 40)
+    assert np.array_equal(prepare(colour_tiff.getvalue(), Preparation(px_per_cm=10), CANVAS, 10),
+                          prepare(photo(), Preparation(px_per_cm=10), CANVAS, 10))
     with pytest.raises(PixelBudgetError):
         records.add_upload("alice", "2026-0412", encode_png(np.zeros((200, 200), np.uint8)),
                            "big.png", 10_000)
@@ -155,10 +162,10 @@ def test_case_records_report_and_audit_chain(records):
 
     with records.sessions() as session:
         report = audit.verify(session)
-        assert report.ok and report.entries == 7, report.reason  # 2 refused writes left none
+        assert report.ok and report.entries == 8, report.reason  # 2 refused writes left none
         users = [row[0] for row in session.execute(
             text('SELECT "user" FROM audit_log ORDER BY id'))]
-        assert users == ["alice"] * 4 + ["bob"] * 2 + ["alice"]
+        assert users == ["alice"] * 5 + ["bob"] * 2 + ["alice"]
     # The database refuses to change the audit log ...
     with pytest.raises(Exception, match="append-only"):
         with records.engine.begin() as connection:
@@ -170,11 +177,11 @@ def test_case_records_report_and_audit_chain(records):
     with records.engine.begin() as connection:
         connection.execute(text(drop))
         connection.execute(text("UPDATE audit_log SET details = "
-                                "replace(details, 'heel differs', 'heel agrees') WHERE id = 5"))
+                                "replace(details, 'heel differs', 'heel agrees') WHERE id = 6"))
     with records.sessions() as session:
         report = audit.verify(session)
-    assert report.broken_id == 5 and "altered" in report.reason
+    assert report.broken_id == 6 and "altered" in report.reason
     cli = subprocess.run([sys.executable, "-m", "jobs.audit", "verify", "--db",
                           str(records.engine.url.render_as_string(hide_password=False))],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert cli.returncode == 1 and "BROKEN at entry 5" in cli.stdout, cli.stdout + cli.stderr
+    assert cli.returncode == 1 and "BROKEN at entry 6" in cli.stdout, cli.stdout + cli.stderr

@@ -40,6 +40,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _iso(moment: datetime) -> str:
+    """UTC, to the second, whatever the database gives back (SQLite drops the zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
 class CaseRecords:
     """The case database behind the workbench (SQLite by default, PostgreSQL by URL)."""
 
@@ -63,7 +70,7 @@ class CaseRecords:
     def list_cases(self) -> list[dict]:
         with self.sessions() as session:
             cases = session.execute(select(Case).order_by(Case.created_at)).scalars()
-            return [{"id": c.id, "title": c.title, "created_at": c.created_at.isoformat(),
+            return [{"id": c.id, "title": c.title, "created_at": _iso(c.created_at),
                      "created_by": c.created_by} for c in cases]
 
     def upload_bytes(self, case_id: str, digest: str) -> bytes:
@@ -204,9 +211,9 @@ class CaseRecords:
                                            .order_by(Decision.id)).scalars():
                     decisions[row.model_id] = {"decision": row.decision, "note": row.note,
                                                "by": row.created_by,
-                                               "at": row.created_at.isoformat()}
+                                               "at": _iso(row.created_at)}
                 out.append({
-                    "id": query.id, "created_at": query.created_at.isoformat(),
+                    "id": query.id, "created_at": _iso(query.created_at),
                     "created_by": query.created_by,
                     "upload": {"sha256": upload.sha256, "filename": upload.filename,
                                "format": upload.media_format, "width": upload.width,
@@ -220,5 +227,5 @@ class CaseRecords:
                     "results": json.loads(query.results),
                     "result_digest": query.result_digest, "decisions": decisions})
             return {"id": case.id, "title": case.title,
-                    "created_at": case.created_at.isoformat(), "created_by": case.created_by,
+                    "created_at": _iso(case.created_at), "created_by": case.created_by,
                     "queries": out}

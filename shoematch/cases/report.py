@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from datetime import UTC, datetime
 
 from reportlab.lib import colors
@@ -38,7 +39,7 @@ def _facts(query: dict) -> list[tuple[str, str]]:
         ("original SHA-256", upload["sha256"]),
         ("prepared print SHA-256", query["print_sha256"]),
         ("mask SHA-256", query["mask_sha256"]),
-        ("filters", str(query["filters"])),
+        ("filters", json.dumps(query["filters"], sort_keys=True)),
         ("k", str(query["k"])),
         ("index version", query["index_version"]),
         ("model", query["model_uri"]),
@@ -82,7 +83,8 @@ def case_html(case: dict, images: dict[int, tuple[bytes, bytes]]) -> str:
         parts.append("</table><h3>Preparation</h3><ol>")
         parts += [f"<li>{e(step)}</li>" for step in _steps(query)]
         parts.append(f"</ol><p><img alt='prepared print' src='{_data_url(print_png)}'>"
-                     f"<img alt='mask' src='{_data_url(mask_png)}'></p>")
+                     f"<img alt='mask' src='{_data_url(mask_png)}'><br>prepared print as "
+                     "searched (white = ink) · mask (white = visible)</p>")
         parts.append("<h3>Decisions</h3><table><tr><th>rank</th><th>model</th><th>decision"
                      "</th><th>note</th><th>by</th><th>at</th><th>heat map</th></tr>")
         for result in _marked(query):

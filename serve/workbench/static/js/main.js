@@ -296,7 +296,7 @@ async function refreshCaseFile() {
   for (const q of file.queries) {
     const tr = document.createElement("tr");
     tr.dataset.queryId = q.id;
-    const cells = [q.id, q.created_at.slice(0, 19).replace("T", " "), q.created_by, q.index_version,
+    const cells = [q.id, `${q.created_at.slice(0, 19).replace("T", " ")} UTC`, q.created_by, q.index_version,
                    q.result_digest.slice(0, 16) + "…", Object.keys(q.decisions).length];
     for (const value of cells) {
       const td = document.createElement("td");
