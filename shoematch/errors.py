@@ -39,3 +39,7 @@ class SearchIndexError(ShoematchError):
 
 class QueryError(ShoematchError):
     """A search request is invalid (bad image, mask, k, or filter); names the offending part."""
+
+
+class BlankPrintError(QueryError):
+    """The prepared print has no ink on the canvas (placed off it, or cropped to nothing)."""

@@ -16,7 +16,14 @@ from pypdf import PdfReader
 from sqlalchemy import text
 
 from shoematch.cases import audit
-from shoematch.cases.preparation import Preparation, describe, parse_preparation, prepare
+from shoematch.cases.preparation import (
+    Preparation,
+    describe,
+    parse_preparation,
+    placement_candidates,
+    prepare,
+    shift_mask,
+)
 from shoematch.cases.records import CaseRecords
 from shoematch.cases.report import case_html, case_pdf
 from shoematch.cases.users import Users
@@ -58,6 +65,23 @@ def test_preparation_is_deterministic_and_each_step_acts():
     assert np.array_equal(moved[:, 4:84], first[:, 24:104])
     steps = describe(Preparation(px_per_cm=20, rotate_deg=12.5), 10.0)
     assert any("12.5°" in s for s in steps) and any("20 px/cm" in s for s in steps)
+
+
+def test_placement_search_candidates_move_the_mask_with_the_print():
+    candidates = placement_candidates(CANVAS)
+    assert [(p.x, p.y, shift) for p, shift in candidates] == [
+        (64, 32, 0), (45, 32, -19), (83, 32, 19), (26, 32, -38), (102, 32, 38)]
+    mask = np.zeros(CANVAS, bool)
+    mask[:, 10:20] = True
+    assert np.flatnonzero(shift_mask(mask, 5)[0]).tolist() == list(range(15, 25))
+    assert np.flatnonzero(shift_mask(mask, -5)[0]).tolist() == list(range(5, 15))
+    data = photo()
+    (moved, shift) = candidates[2]
+    placed = prepare(data, Preparation(px_per_cm=10, placement=moved), CANVAS, 10.0)
+    centred = prepare(data, Preparation(px_per_cm=10), CANVAS, 10.0)
+    assert np.array_equal(placed[:, shift:], centred[:, :-shift])
+    assert "searched by the server" in describe(Preparation(px_per_cm=10, placement="search"),
+                                                10.0)[-1]
 
 
 @pytest.mark.parametrize("params, reason", [

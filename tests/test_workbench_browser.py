@@ -384,6 +384,23 @@ def test_whole_flow_in_the_browser(workbench, scene, browser, tiny_refs):
     rerun = httpx.post(f"{recorded}/rerun", headers=auth("bob"), timeout=60).json()
     assert rerun["same_ranking"] and [r["model_id"] for r in rerun["results"]] == \
         [r["model_id"] for r in rows]
+    # the server's placement search: the kept placement is the best of those tried, and a
+    # re-run repeats the search exactly
+    recorded_prep = json.loads(driver.execute_script(
+        "return JSON.stringify(window.workbench.state.prep)"))
+    searched = httpx.post(f"{url}/v1/cases/T-001/queries", headers=auth(), timeout=120, data={
+        "upload_sha256": sha, "preparation": json.dumps({**recorded_prep, "placement": "search"}),
+        "filters": json.dumps({"descriptors": [code]}), "k": "100"},
+        files={"mask": ("m.png", mask_png)})
+    assert searched.status_code == 200, searched.text
+    placement = searched.json()["placement"]
+    assert len(placement["tried"]) >= 3
+    best = max(placement["tried"], key=lambda t: t["top_score"])
+    assert placement["chosen"]["x"] == best["x"]
+    assert searched.json()["results"][0]["score"] == best["top_score"]
+    again = httpx.post(f"{url}/v1/cases/T-001/queries/{searched.json()['query_id']}/rerun",
+                       headers=auth(), timeout=120).json()
+    assert again["same_ranking"] and again["placement"] == placement
     driver.find_element(By.ID, "export-pdf").click()
     pdf_path = driver.downloads / "case-T-001.pdf"
     wait(driver, lambda d: pdf_path.exists() and pdf_path.stat().st_size > 0, "the PDF")

@@ -17,12 +17,20 @@ from pydantic import BaseModel, Field
 from serve.uploads import decode_mask
 from serve.workbench.state import WorkbenchState
 from shoematch.cases.heatmap import heatmap_png
-from shoematch.cases.preparation import MAX_PX_PER_CM, MIN_PX_PER_CM, parse_preparation, prepare
+from shoematch.cases.preparation import (
+    MAX_PX_PER_CM,
+    MIN_PX_PER_CM,
+    Preparation,
+    parse_preparation,
+    placement_candidates,
+    prepare,
+    shift_mask,
+)
 from shoematch.cases.records import DECISIONS
 from shoematch.cases.report import case_html, case_pdf
 from shoematch.data.images import check_pixel_budget, decode_image, encode_png
 from shoematch.data.schema import DESCRIPTOR_CODES
-from shoematch.errors import CaseNotFound, QueryError
+from shoematch.errors import BlankPrintError, CaseNotFound, QueryError
 
 router = APIRouter(prefix="/v1")
 PNG = "image/png"
@@ -63,16 +71,6 @@ async def _read(upload: UploadFile | None, what: str, request: Request) -> bytes
     return data
 
 
-async def _prepared(request: Request, case_id: str, upload_sha256: str, preparation: str
-                    ) -> tuple[np.ndarray, object, float]:
-    """(print on the canvas, manifest, index px/cm) from a stored original + parameters."""
-    state, manifest = _state(request), _gateway(request)._manifest()
-    params = parse_preparation(preparation)
-    original = await asyncio.to_thread(state.records.upload_bytes, case_id, upload_sha256)
-    scale = await asyncio.to_thread(state.px_per_cm, manifest)
-    canvas = (manifest.canvas["height"], manifest.canvas["width"])
-    image = await asyncio.to_thread(prepare, original, params, canvas, scale)
-    return image, params, scale
 
 
 @router.get("/workbench")
@@ -140,9 +138,63 @@ async def view_upload(request: Request, case_id: str, sha256: str) -> Response:
 async def prepare_preview(request: Request, case_id: str,
                           upload_sha256: Annotated[str, Form()],
                           preparation: Annotated[str, Form()]) -> Response:
-    """The prepared print on the canvas exactly as a search with these parameters sees it."""
-    image, _, _ = await _prepared(request, case_id, upload_sha256, preparation)
+    """The prepared print on the canvas exactly as a search with these parameters sees it
+    (centred when the server is to search the placement)."""
+    state, manifest = _state(request), _gateway(request)._manifest()
+    params = parse_preparation(preparation)
+    original = await asyncio.to_thread(state.records.upload_bytes, case_id, upload_sha256)
+    scale = await asyncio.to_thread(state.px_per_cm, manifest)
+    canvas = (manifest.canvas["height"], manifest.canvas["width"])
+    image = await asyncio.to_thread(prepare, original, params, canvas, scale)
     return Response(encode_png(image), media_type=PNG)
+
+
+async def _searched(request: Request, case_id: str, upload_sha256: str, params: Preparation,
+                    mask_png: bytes, k: int, filters: str | dict | None
+                    ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Prepare the original, apply the mask and rank: the one path of a search and its re-run.
+    Returns the print searched, the mask as drawn (over the centred print when searching the
+    placement) and the answer.
+    With `placement: "search"` the print (and the mask drawn over the centred print) is tried at
+    every candidate placement and the placement whose best match scores highest is kept."""
+    state, gateway = _state(request), _gateway(request)
+    manifest = gateway._manifest()
+    original = await asyncio.to_thread(state.records.upload_bytes, case_id, upload_sha256)
+    scale = await asyncio.to_thread(state.px_per_cm, manifest)
+    canvas = (manifest.canvas["height"], manifest.canvas["width"])
+    if params.placement != "search":
+        image = await asyncio.to_thread(prepare, original, params, canvas, scale)
+        drawn = decode_mask(mask_png, image)
+        tries = [(None, image, drawn)]
+    else:
+        centred = params.model_copy(update={"placement": None})
+        drawn = decode_mask(mask_png, await asyncio.to_thread(prepare, original, centred, canvas,
+                                                              scale))
+        tries = []
+        for placement, shift in placement_candidates(canvas):
+            visible = shift_mask(drawn, shift)
+            moved = params.model_copy(update={"placement": placement})
+            try:
+                image = await asyncio.to_thread(prepare, original, moved, canvas, scale)
+            except BlankPrintError:
+                continue
+            if visible.any():
+                tries.append((placement, image, visible))
+        if not tries:
+            raise QueryError("placement search: the print or its mask leaves the canvas at every "
+                             "position; place it by hand")
+    answers = await asyncio.gather(*(gateway.rank(image, visible, k, filters)
+                                     for _, image, visible in tries))
+    tops = [a["results"][0]["score"] if a["results"] else float("-inf") for a in answers]
+    best = int(np.argmax(tops))
+    placement, image, visible = tries[best]
+    answer = answers[best]
+    answer["index_px_per_cm"] = scale
+    answer["placement"] = None if placement is None else {
+        "chosen": placement.model_dump(),
+        "tried": [{**p.model_dump(), "top_score": t} for (p, _, _), t in zip(tries, tops,
+                                                                            strict=True)]}
+    return image, drawn, answer
 
 
 @router.post("/cases/{case_id}/queries")
@@ -152,14 +204,13 @@ async def search(request: Request, case_id: str, upload_sha256: Annotated[str, F
                  k: Annotated[int, Form()] = 100,
                  filters: Annotated[str | None, Form()] = None) -> dict:
     """Prepare the original, search with the drawn mask and filters, record the query."""
-    image, params, scale = await _prepared(request, case_id, upload_sha256, preparation)
+    params = parse_preparation(preparation)
     mask_png = await _read(mask, "mask", request)
-    visible = decode_mask(mask_png, image)
-    answer = await _gateway(request).rank(image, visible, k, filters)
-    answer["index_px_per_cm"] = scale
+    image, drawn, answer = await _searched(request, case_id, upload_sha256, params, mask_png,
+                                           k, filters)
     query_id = await asyncio.to_thread(
         _state(request).records.record_query, _user(request), case_id, upload_sha256, params,
-        encode_png(visible.astype(np.uint8) * 255), encode_png(image), answer["filters"], k,
+        encode_png(drawn.astype(np.uint8) * 255), encode_png(image), answer["filters"], k,
         answer)
     return {"query_id": query_id, **answer}
 
@@ -169,9 +220,9 @@ async def rerun(request: Request, case_id: str, query_id: int) -> dict:
     """Search again from the recorded original, parameters, mask and filters."""
     records = _state(request).records
     query = await asyncio.to_thread(records.query, case_id, query_id)
-    image, _, _ = await _prepared(request, case_id, query.upload_sha256, query.preparation)
-    visible = decode_mask(query.mask_png, image)
-    answer = await _gateway(request).rank(image, visible, query.k, json.loads(query.filters))
+    _, _, answer = await _searched(request, case_id, query.upload_sha256,
+                                   parse_preparation(query.preparation), query.mask_png,
+                                   query.k, json.loads(query.filters))
     check = await asyncio.to_thread(records.record_rerun, _user(request), case_id, query_id,
                                     answer)
     return {"query_id": query_id, "recorded_index_version": query.index_version, **check,

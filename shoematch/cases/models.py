@@ -55,6 +55,7 @@ class Query(Stamped, Base):
     index_version: Mapped[str] = mapped_column(String(64))
     index_px_per_cm: Mapped[float] = mapped_column(Float)
     model_uri: Mapped[str] = mapped_column(Text)
+    placement: Mapped[str] = mapped_column(Text)  # JSON: placement search's choice, or null
     visible_cells: Mapped[str] = mapped_column(Text)  # JSON [h][w] of bools
     results: Mapped[str] = mapped_column(Text)  # JSON list of ranked matches
     result_digest: Mapped[str] = mapped_column(String(64))

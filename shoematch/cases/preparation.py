@@ -9,15 +9,19 @@ flip → rescale to the index's px/cm → place on the sole canvas (toe to the r
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
 from shoematch.config import StrictModel
-from shoematch.errors import QueryError
+from shoematch.errors import BlankPrintError, QueryError
 
 MIN_PX_PER_CM, MAX_PX_PER_CM = 2.0, 50.0
+# Placement search: the centred print shifted along the sole by these fractions of the canvas
+# width (the scale is measured, so unlike jobs.evaluate's --placement no scales are tried).
+PLACEMENT_SHIFTS = (0.0, -0.15, 0.15, -0.3, 0.3)
 MAX_CANVAS_MULTIPLE = 64  # a rescaled photo over this × the canvas's pixels: a wrong scale
 
 
@@ -54,7 +58,8 @@ class Preparation(StrictModel):
     flip_horizontal: bool = False
     flip_vertical: bool = False
     px_per_cm: float = Field(description="scale of the original photo")
-    placement: Placement | None = Field(None, description="None: centred on the canvas")
+    placement: Placement | Literal["search"] | None = Field(
+        None, description="None: centred; 'search': the server tries PLACEMENT_SHIFTS")
 
     @model_validator(mode="after")
     def _scale_in_range(self) -> Preparation:
@@ -126,11 +131,12 @@ def _rescale(image: Image.Image, factor: float, canvas: tuple[int, int]) -> Imag
     return image.resize((width, height), Image.Resampling.LANCZOS)
 
 
-def _place(image: Image.Image, canvas: tuple[int, int], placement: Placement | None
+def _place(image: Image.Image, canvas: tuple[int, int], placement: Placement | str | None
            ) -> np.ndarray:
     height, width = canvas
-    centre_x = width / 2 if placement is None else placement.x
-    centre_y = height / 2 if placement is None else placement.y
+    fixed = isinstance(placement, Placement)
+    centre_x = placement.x if fixed else width / 2
+    centre_y = placement.y if fixed else height / 2
     out = Image.new("L", (width, height), 0)
     out.paste(image, (round(centre_x - image.width / 2), round(centre_y - image.height / 2)))
     return np.asarray(out, dtype=np.uint8).copy()
@@ -145,16 +151,42 @@ def prepare(data: bytes, params: Preparation, canvas: tuple[int, int],
     image = _rescale(image, index_px_per_cm / params.px_per_cm, canvas)
     placed = _place(image, canvas, params.placement)
     if not placed.any():
-        raise QueryError("the prepared print is blank on the canvas: check the placement, "
+        raise BlankPrintError("the prepared print is blank on the canvas: check the placement, "
                          "crop and polarity")
     return placed
+
+
+def placement_candidates(canvas: tuple[int, int]) -> list[tuple[Placement, int]]:
+    """The placements a placement search tries, centre first, each with its shift in px."""
+    height, width = canvas
+    out = []
+    for fraction in PLACEMENT_SHIFTS:
+        shift = round(fraction * width)
+        out.append((Placement(x=width / 2 + shift, y=height / 2), shift))
+    return out
+
+
+def shift_mask(mask: np.ndarray, shift: int) -> np.ndarray:
+    """The visible region moved `shift` px along the width with the print (zeros enter)."""
+    out = np.zeros_like(mask)
+    if shift >= 0:
+        out[:, shift:] = mask[:, :mask.shape[1] - shift]
+    else:
+        out[:, :shift] = mask[:, -shift:]
+    return out
 
 
 def describe(params: Preparation, index_px_per_cm: float) -> list[str]:
     """The preparation as ordered, human-readable steps for the case report."""
     levels = params.levels
-    placed = ("centred on the canvas" if params.placement is None else
-              f"centre at x={params.placement.x:.1f}, y={params.placement.y:.1f} px")
+    placed = params.placement
+    if placed is None:
+        placed = "centred on the canvas"
+    elif placed == "search":
+        placed = (f"searched by the server over {len(PLACEMENT_SHIFTS)} positions along the "
+                  "sole (the mask moves with the print)")
+    else:
+        placed = f"centre at x={placed.x:.1f}, y={placed.y:.1f} px"
     return [
         f"crop: {list(params.crop) if params.crop else 'none (whole image)'}",
         f"polarity: ink {params.ink}" + (" → inverted" if params.ink == "dark" else ""),

@@ -142,6 +142,7 @@ class CaseRecords:
                 print_sha256=sha256(print_png), filters=audit.canonical(filters), k=k,
                 index_version=answer["index_version"], model_uri=answer["model_uri"],
                 index_px_per_cm=answer["index_px_per_cm"],
+                placement=json.dumps(answer.get("placement")),
                 visible_cells=json.dumps(answer["visible_cells"]),
                 results=json.dumps(answer["results"]), result_digest=digest,
                 created_at=_now(), created_by=user)
@@ -152,7 +153,8 @@ class CaseRecords:
                 "preparation": params.model_dump(mode="json"), "mask_sha256": query.mask_sha256,
                 "print_sha256": query.print_sha256, "filters": filters, "k": k,
                 "index_version": query.index_version, "model_uri": query.model_uri,
-                "result_digest": digest, "results": len(answer["results"])})
+                "placement": answer.get("placement"), "result_digest": digest,
+                "results": len(answer["results"])})
             return query.id
 
     def record_rerun(self, user: str, case_id: str, query_id: int, answer: dict) -> dict:
@@ -223,6 +225,7 @@ class CaseRecords:
                     "filters": json.loads(query.filters), "k": query.k,
                     "index_version": query.index_version, "model_uri": query.model_uri,
                     "index_px_per_cm": query.index_px_per_cm,
+                    "placement": json.loads(query.placement),
                     "visible_cells": json.loads(query.visible_cells),
                     "results": json.loads(query.results),
                     "result_digest": query.result_digest, "decisions": decisions})

@@ -58,7 +58,14 @@ def _heatmap(query: dict, print_png: bytes, result: dict) -> bytes:
 
 
 def _steps(query: dict) -> list[str]:
-    return describe(Preparation.model_validate(query["preparation"]), query["index_px_per_cm"])
+    steps = describe(Preparation.model_validate(query["preparation"]), query["index_px_per_cm"])
+    searched = query["placement"]
+    if searched:
+        chosen = searched["chosen"]
+        tried = ", ".join(f"x={t['x']:.0f}: {t['top_score']:.3f}" for t in searched["tried"])
+        steps.append(f"placement chosen: x={chosen['x']:.1f}, y={chosen['y']:.1f} px (best "
+                     f"top score; tried {tried})")
+    return steps
 
 
 def _data_url(png: bytes) -> str:

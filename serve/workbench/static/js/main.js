@@ -12,6 +12,7 @@ const state = {
   config: null, caseId: null, upload: null, rulerPx: null, pxPerCmSet: false, previewSeq: 0,
   prep: { crop: null, ink: "dark", levels: { black: 0, white: 255, gamma: 1 }, rotate_deg: 0,
           flip_horizontal: false, flip_vertical: false, px_per_cm: null, placement: null },
+  placement: null,  // the examiner's own placement (Move tool); null = centred
 };
 
 function showError(message) {
@@ -102,7 +103,7 @@ async function loadFile(file) {
     const view = await loadImage(await imageUrl(`/v1/cases/${caseId}/uploads/${upload.sha256}/view.png`));
     viewer.show(view);
     state.prep.crop = null;
-    state.prep.placement = null;
+    state.placement = null;
     $("original-info").textContent = `${file.name} · ${upload.format} ${upload.width}×${upload.height} · SHA-256 ${upload.sha256}`;
     status(`${file.name} loaded`);
     await preview();
@@ -124,7 +125,9 @@ function readPrep() {
   p.flip_vertical = $("flip-v").checked;
   p.ink = $("ink").value;
   p.levels = { black: Number($("black").value), white: Number($("white").value), gamma: Number($("gamma").value) };
-  $("placement-info").textContent = p.placement ? `centre at ${p.placement.x.toFixed(1)}, ${p.placement.y.toFixed(1)} px` : "centred";
+  p.placement = $("placement-search").checked ? "search" : state.placement;
+  $("placement-info").textContent = p.placement === "search" ? "searched by the server (preview centred)"
+    : p.placement ? `centre at ${p.placement.x.toFixed(1)}, ${p.placement.y.toFixed(1)} px` : "centred";
   return p;
 }
 
@@ -192,8 +195,9 @@ function onPxPerCm() {
 
 function onMovePrint(dx, dy) {
   const c = state.config.canvas;
-  const p = state.prep.placement || { x: c.width / 2, y: c.height / 2 };
-  state.prep.placement = { x: Math.round((p.x + dx) * 10) / 10, y: Math.round((p.y + dy) * 10) / 10 };
+  const p = state.placement || { x: c.width / 2, y: c.height / 2 };
+  state.placement = { x: Math.round((p.x + dx) * 10) / 10, y: Math.round((p.y + dy) * 10) / 10 };
+  $("placement-search").checked = false;
   schedulePreview();
 }
 
@@ -278,7 +282,8 @@ async function search() {
       const answer = await postForm(`/v1/cases/${caseId}/queries`, form);
       state.queryId = answer.query_id;
       results.set(state.caseId, answer.query_id, answer.results);
-      $("search-info").textContent = `query ${answer.query_id}: ${answer.results.length} models · index ${answer.index_version}`;
+      const chosen = answer.placement ? ` · placement x=${answer.placement.chosen.x.toFixed(0)} chosen` : "";
+      $("search-info").textContent = `query ${answer.query_id}: ${answer.results.length} models · index ${answer.index_version}${chosen}`;
       status(`query ${answer.query_id} recorded`);
       await refreshCaseFile();
     } finally {
@@ -346,8 +351,7 @@ const viewer = new Viewer($("original"), {
   onCrop: (crop) => { state.prep.crop = crop; schedulePreview(); },
 });
 const mask = new MaskEditor($("print-layer"), $("mask-layer"), { onMove: onMovePrint, onChange: updateMaskInfo });
-const results = new Results({ onError: showError, onDecided: () => guarded(refreshCaseFile),
-                              queryCanvasSource: () => $("print-layer") });
+const results = new Results({ onError: showError, onDecided: () => guarded(refreshCaseFile) });
 
 function pressTool(attribute, tool) {
   document.querySelectorAll(`[${attribute}]`).forEach((b) =>
@@ -385,7 +389,8 @@ $("rot-right").addEventListener("click", () => setRotation(Number($("rotate-num"
 for (const id of ["flip-h", "flip-v", "ink", "black", "white", "gamma"]) $(id).addEventListener("input", schedulePreview);
 $("ruler-cm").addEventListener("change", applyRuler);
 $("pxcm").addEventListener("change", onPxPerCm);
-$("placement-reset").addEventListener("click", () => { state.prep.placement = null; schedulePreview(); });
+$("placement-reset").addEventListener("click", () => { state.placement = null; schedulePreview(); });
+$("placement-search").addEventListener("change", schedulePreview);
 $("brush-size").addEventListener("input", (e) => { mask.size = Number(e.target.value); });
 $("undo").addEventListener("click", () => mask.undo());
 $("redo").addEventListener("click", () => mask.redo());

@@ -10,10 +10,10 @@ const $ = (id) => document.getElementById(id);
 const slug = (text) => text.replace(/\s+/g, "-");
 
 export class Results {
-  constructor({ onError, onDecided, queryCanvasSource }) {
+  constructor({ onError, onDecided }) {
     this.onError = onError;
     this.onDecided = onDecided;
-    this.queryCanvasSource = queryCanvasSource;
+    this.queryPrint = null;
     this.rows = [];
     this.page = 0;
     this.selected = -1;
@@ -33,6 +33,9 @@ export class Results {
     this.rows = rows;
     this.decisions = decisions;
     this.selected = -1;
+    // the print exactly as this query searched it (placement included), 255 = ink
+    this.queryPrint = imageUrl(`/v1/cases/${encodeURIComponent(caseId)}/queries/${queryId}/print.png`)
+      .then(loadImage);
     $("result-count").textContent = `${rows.length} models`;
     $("compare-panel").hidden = true;
     this.showPage(0);
@@ -111,7 +114,7 @@ export class Results {
       $("cmp-depth").src = depthUrl;
       $("heatmap").src = heatUrl;
       await this.drawReference(refUrl);
-      this.drawQuery();
+      this.drawQuery(await this.queryPrint);
     } catch (error) {
       this.onError(error.message);
     }
@@ -125,11 +128,10 @@ export class Results {
     $("ov-ref").src = canvas.toDataURL();
   }
 
-  // The prepared query: grey in the side-by-side, red ink (transparent ground) in the overlay.
-  drawQuery() {
-    const source = this.queryCanvasSource();  // shows ink dark
-    recolour($("cmp-query"), source, (v) => [v, v, v, 255]);
-    recolour($("ov-query"), source, (v) => [220, 30, 30, 255 - v]);
+  // The query as searched: dark ink in the side-by-side, red ink (clear ground) in the overlay.
+  drawQuery(print) {
+    recolour($("cmp-query"), print, inkDark);
+    recolour($("ov-query"), print, (v) => [220, 30, 30, v]);
     this.opacity();
   }
 

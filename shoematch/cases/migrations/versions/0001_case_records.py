@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("index_version", sa.String(64), nullable=False),
         sa.Column("index_px_per_cm", sa.Float, nullable=False),
         sa.Column("model_uri", sa.Text, nullable=False),
+        sa.Column("placement", sa.Text, nullable=False),
         sa.Column("visible_cells", sa.Text, nullable=False),
         sa.Column("results", sa.Text, nullable=False),
         sa.Column("result_digest", sa.String(64), nullable=False), _when(), _who())
