@@ -149,45 +149,51 @@ async def prepare_preview(request: Request, case_id: str,
     return Response(encode_png(image), media_type=PNG)
 
 
+async def _placements(original: bytes, params: Preparation, mask_png: bytes,
+                      canvas: tuple[int, int], scale: float) -> tuple[np.ndarray, list[tuple]]:
+    """The mask as drawn and the (placement, print, visible region) to search: one, or with
+    `placement: "search"` every candidate placement, the mask drawn over the centred print
+    moving with it."""
+    if params.placement != "search":
+        image = await asyncio.to_thread(prepare, original, params, canvas, scale)
+        drawn = decode_mask(mask_png, image)
+        return drawn, [(None, image, drawn)]
+    centred = params.model_copy(update={"placement": None})
+    drawn = decode_mask(mask_png, await asyncio.to_thread(prepare, original, centred, canvas,
+                                                          scale))
+    tries = []
+    for placement, shift in placement_candidates(canvas):
+        visible = shift_mask(drawn, shift)
+        moved = params.model_copy(update={"placement": placement})
+        try:
+            image = await asyncio.to_thread(prepare, original, moved, canvas, scale)
+        except BlankPrintError:
+            continue
+        if visible.any():
+            tries.append((placement, image, visible))
+    if not tries:
+        raise QueryError("placement search: the print or its mask leaves the canvas at every "
+                         "position; place it by hand")
+    return drawn, tries
+
+
 async def _searched(request: Request, case_id: str, upload_sha256: str, params: Preparation,
                     mask_png: bytes, k: int, filters: str | dict | None
                     ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Prepare the original, apply the mask and rank: the one path of a search and its re-run.
-    Returns the print searched, the mask as drawn (over the centred print when searching the
-    placement) and the answer.
-    With `placement: "search"` the print (and the mask drawn over the centred print) is tried at
-    every candidate placement and the placement whose best match scores highest is kept."""
+    """Prepare the original, apply the mask and rank — the one path of a search and of its
+    re-run. Returns the print searched, the mask as drawn and the answer; of several placements
+    the one whose best match scores highest is kept."""
     state, gateway = _state(request), _gateway(request)
     manifest = gateway._manifest()
     original = await asyncio.to_thread(state.records.upload_bytes, case_id, upload_sha256)
     scale = await asyncio.to_thread(state.px_per_cm, manifest)
     canvas = (manifest.canvas["height"], manifest.canvas["width"])
-    if params.placement != "search":
-        image = await asyncio.to_thread(prepare, original, params, canvas, scale)
-        drawn = decode_mask(mask_png, image)
-        tries = [(None, image, drawn)]
-    else:
-        centred = params.model_copy(update={"placement": None})
-        drawn = decode_mask(mask_png, await asyncio.to_thread(prepare, original, centred, canvas,
-                                                              scale))
-        tries = []
-        for placement, shift in placement_candidates(canvas):
-            visible = shift_mask(drawn, shift)
-            moved = params.model_copy(update={"placement": placement})
-            try:
-                image = await asyncio.to_thread(prepare, original, moved, canvas, scale)
-            except BlankPrintError:
-                continue
-            if visible.any():
-                tries.append((placement, image, visible))
-        if not tries:
-            raise QueryError("placement search: the print or its mask leaves the canvas at every "
-                             "position; place it by hand")
+    drawn, tries = await _placements(original, params, mask_png, canvas, scale)
     answers = await asyncio.gather(*(gateway.rank(image, visible, k, filters)
                                      for _, image, visible in tries))
     tops = [a["results"][0]["score"] if a["results"] else float("-inf") for a in answers]
     best = int(np.argmax(tops))
-    placement, image, visible = tries[best]
+    placement, image, _ = tries[best]
     answer = answers[best]
     answer["index_px_per_cm"] = scale
     answer["placement"] = None if placement is None else {

@@ -75,7 +75,8 @@ class CaseRecords:
                      "created_by": c.created_by} for c in cases]
 
     def upload_bytes(self, case_id: str, digest: str) -> bytes:
-        """An upload's bytes, if the case has used it or it was uploaded to the case."""
+        """An upload's bytes (uploads are shared by content: the same photo in two cases is
+        stored once; each case's audit log records its own upload entry)."""
         with self.sessions() as session:
             self._case(session, case_id)
             upload = session.get(Upload, digest)

@@ -51,7 +51,8 @@ async function start() {
   $("pxcm").min = c.limits.px_per_cm[0];
   $("pxcm").max = c.limits.px_per_cm[1];
   if (!state.pxPerCmSet) setPxPerCm(c.px_per_cm, false);
-  const display = Math.min(720, Math.max(384, c.canvas.width * 3));
+  const room = $("sole").parentElement.clientWidth - 24;  // the panel's width, less padding
+  const display = Math.max(256, Math.min(room, c.canvas.width * 5));
   mask.setCanvas(c.canvas.width, c.canvas.height, display);
   buildAttributes(c.attribute_values);
   await listCases();
