@@ -13,7 +13,7 @@ from serve.workbench.router import router
 from shoematch.errors import CaseError, CaseNotFound, ImageError, PixelBudgetError
 
 STATIC = Path(__file__).with_name("static")
-PUBLIC_PATHS = {"/", "/favicon.ico"}
+PUBLIC_PATHS = {"/"}
 PUBLIC_PREFIXES = ("/static/",)  # the page's own files; every API call still needs a token
 
 
