@@ -16,6 +16,7 @@ from pypdf import PdfReader
 from sqlalchemy import text
 
 from shoematch.cases import audit
+from shoematch.cases.heatmap import heatmap_png, heatmap_rgb
 from shoematch.cases.preparation import (
     Preparation,
     describe,
@@ -120,6 +121,16 @@ def test_named_users_resolve_in_constant_time_compare():
     assert users.resolve("Bearer alice-token-0002") is None
     assert users.resolve("Basic alice-token-0001") is None and users.resolve(None) is None
     assert not Users([]).enabled
+
+
+def test_heatmap_colours_agreement_and_greys_hidden_cells():
+    ground = np.zeros(CANVAS, np.uint8)
+    rgb = heatmap_rgb([[0.9, -0.9], [0.0, 0.5]], [[True, True], [True, False]], ground)
+    agree, disagree, hidden = rgb[10, 10], rgb[10, 100], rgb[50, 100]
+    assert agree[0] > agree[2] and disagree[2] > disagree[0]
+    assert hidden[0] == hidden[1] == hidden[2]
+    png = heatmap_png([[0.9, -0.9], [0.0, 0.5]], [[True, True], [True, False]], ground)
+    assert decode_image(png, "heat map", "RGB").shape == (CANVAS[0] * 2, CANVAS[1] * 2, 3)
 
 
 def answer(n: int = 5) -> dict:

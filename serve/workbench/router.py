@@ -252,7 +252,7 @@ async def heatmap(request: Request, case_id: str, query_id: int, model_id: str) 
     if result is None:
         raise CaseNotFound(f"model {model_id!r} is not in the ranking of query {query_id}")
     png = heatmap_png(result["cell_scores"], json.loads(query.visible_cells),
-                      decode_image(query.print_png, "prepared print"), scale=1)
+                      decode_image(query.print_png, "prepared print"))
     return Response(png, media_type=PNG)
 
 

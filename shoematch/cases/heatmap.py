@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from shoematch.data.images import encode_png
+
+MIN_LABEL_CELL_PX = 28  # narrower cells get colour only
 
 
 def _colours(values: np.ndarray) -> np.ndarray:
@@ -41,4 +43,20 @@ def heatmap_png(cell_scores: list[list[float]], visible_cells: list[list[bool]],
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale),
                              Image.Resampling.NEAREST)
+    _label_cells(image, cell_scores, visible_cells)
     return encode_png(np.asarray(image))
+
+
+def _label_cells(image: Image.Image, cell_scores: list[list[float]],
+                 visible_cells: list[list[bool]]) -> None:
+    """Write each visible cell's similarity in it when the cells are big enough to read."""
+    rows, cols = len(cell_scores), len(cell_scores[0])
+    cell_w, cell_h = image.width / cols, image.height / rows
+    if cell_w < MIN_LABEL_CELL_PX or cell_h < MIN_LABEL_CELL_PX / 2:
+        return
+    draw = ImageDraw.Draw(image)
+    for r in range(rows):
+        for c in range(cols):
+            if visible_cells[r][c]:
+                draw.text(((c + 0.5) * cell_w, (r + 0.5) * cell_h), f"{cell_scores[r][c]:.2f}",
+                          fill=(0, 0, 0), anchor="mm", stroke_width=2, stroke_fill=(255, 255, 255))
