@@ -51,9 +51,7 @@ async function start() {
   $("pxcm").min = c.limits.px_per_cm[0];
   $("pxcm").max = c.limits.px_per_cm[1];
   if (!state.pxPerCmSet) setPxPerCm(c.px_per_cm, false);
-  const room = $("sole").parentElement.clientWidth - 24;  // the panel's width, less padding
-  const display = Math.max(256, Math.min(room, c.canvas.width * 5));
-  mask.setCanvas(c.canvas.width, c.canvas.height, display);
+  mask.setCanvas(c.canvas.width, c.canvas.height, Math.max(512, c.canvas.width * 2));
   buildAttributes(c.attribute_values);
   await listCases();
 }

@@ -26,15 +26,15 @@ export class MaskEditor {
     maskCanvas.addEventListener("pointerup", (e) => this.up(e));
   }
 
-  setCanvas(width, height, displayWidth) {
+  // Canvas pixels; on screen the layers fill their panel, up to `maxDisplayWidth` px.
+  setCanvas(width, height, maxDisplayWidth) {
     if (width === this.width && height === this.height) return;
     this.width = width;
     this.height = height;
+    this.printCanvas.parentElement.style.maxWidth = `${maxDisplayWidth}px`;
     for (const c of [this.printCanvas, this.maskCanvas]) {
       c.width = width;
       c.height = height;
-      c.style.width = `${displayWidth}px`;
-      c.style.height = `${Math.round(displayWidth * height / width)}px`;
     }
     this.bits = new Uint8Array(width * height).fill(1);
     this.undoStack = [];
