@@ -273,6 +273,15 @@ def test_whole_flow_in_the_browser(workbench, scene, browser, tiny_refs):
     sha = driver.execute_script("return window.workbench.state.upload.sha256")
     assert sha == hashlib.sha256(photo.read_bytes()).hexdigest()
     shots.take("loaded")
+    scale = driver.execute_script("return window.workbench.viewer.scale")
+    driver.find_element(By.ID, "zoom-in").click()
+    assert driver.execute_script("return window.workbench.viewer.scale") > scale
+    viewer = driver.find_element(By.ID, "original")
+    before = driver.execute_script("return window.workbench.viewer.offset.x")
+    ActionChains(driver).move_to_element(viewer).click_and_hold().move_by_offset(40, 0) \
+        .release().perform()
+    assert driver.execute_script("return window.workbench.viewer.offset.x") > before + 20
+    driver.find_element(By.ID, "zoom-fit").click()
 
     # 2 · prepare: rotate back, measure the scale with two clicks on the ruler marks.
     set_field(driver, "rotate-num", str(-PHOTO_TILT))
@@ -441,10 +450,13 @@ def test_bad_input_is_refused_with_a_message(workbench, photo, browser, tmp_path
                     len(records.case_file("T-002")["queries"]))
 
     before = counts()
-    junk = tmp_path / "junk.png"
-    junk.write_bytes(b"this is not an image")
-    load_photo(driver, junk)
-    assert "cannot decode" in wait_error(driver, "cannot decode")
+    # dropped on the page (a drop event carrying the file, as a desktop drag delivers it)
+    driver.execute_script(
+        "const data = new DataTransfer();"
+        "data.items.add(new File(['this is not an image'], 'junk.png', {type: 'image/png'}));"
+        "document.getElementById('drop').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}))")
+    assert "junk.png: cannot decode" in wait_error(driver, "cannot decode")
     shots.take("unreadable")
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(bomb_png())
