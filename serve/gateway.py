@@ -55,10 +55,11 @@ async def _guard(request: Request, call_next):
     the user's name rides on the request (`request.state.user`) into the audit log."""
     settings: ServeSettings = request.app.state.settings
     users: Users = request.app.state.users
+    shared = os.environ.get(settings.token_env)
     path = request.url.path
     request.state.user = "local"
-    if users.enabled and path not in OPEN_PATHS and not path.startswith(PUBLIC_PREFIXES):
-        user = users.resolve(request.headers.get("authorization"))
+    if users.enabled(shared) and path not in OPEN_PATHS and not path.startswith(PUBLIC_PREFIXES):
+        user = users.resolve(request.headers.get("authorization"), shared)
         if user is None:
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -93,8 +94,7 @@ class Gateway:
     def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
         api.state.settings = self.settings
-        api.state.users = Users.from_environment(self.settings.users_file,
-                                                 os.environ.get(self.settings.token_env))
+        api.state.users = Users.from_environment(self.settings.users_file)
         api.state.gateway = self
         self.encoder = encoder
         self.shards = shards

@@ -120,7 +120,8 @@ def test_named_users_resolve_in_constant_time_compare():
     assert users.resolve("bearer bob-token-00002") == "bob"
     assert users.resolve("Bearer alice-token-0002") is None
     assert users.resolve("Basic alice-token-0001") is None and users.resolve(None) is None
-    assert not Users([]).enabled
+    assert users.resolve("Bearer shared-token-123", "shared-token-123") == "api"
+    assert not Users([]).enabled() and Users([]).enabled("shared-token-123")
 
 
 def test_heatmap_colours_agreement_and_greys_hidden_cells():

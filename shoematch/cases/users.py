@@ -1,6 +1,7 @@
 """Named bearer tokens: each examiner has a token, and the name it maps to goes into every
 audit entry. Tokens come from a file (`name token` per line, `#` comments) and/or an
-environment variable (`name:token,name:token`); comparison is constant-time."""
+environment variable (`name:token,name:token`), plus the deployment's single shared API token
+as user `api`; comparison is constant-time."""
 
 from __future__ import annotations
 
@@ -56,34 +57,31 @@ class Users:
         self._pairs = [(name, token.encode()) for name, token in pairs]
 
     @classmethod
-    def from_environment(cls, users_file: str | None = None,
-                         legacy_token: str | None = None) -> Users:
-        """The users file (argument or `SHOEMATCH_USERS_FILE`), `SHOEMATCH_USERS`, and the
-        single shared API token of older deployments as user `api`."""
+    def from_environment(cls, users_file: str | None = None) -> Users:
+        """The users file (argument or `SHOEMATCH_USERS_FILE`) and `SHOEMATCH_USERS`."""
         pairs: list[tuple[str, str]] = []
         path = users_file or os.environ.get(USERS_FILE_ENV)
         if path:
             pairs += _pairs_from_file(path)
         pairs += _pairs_from_env(os.environ.get(USERS_ENV, ""))
-        if legacy_token:
-            pairs.append(("api", legacy_token))
         return cls(pairs)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._pairs)
+    def enabled(self, shared_token: str | None = None) -> bool:
+        return bool(self._pairs or shared_token)
 
-    def resolve(self, authorization: str | None) -> str | None:
-        """The user named by an `Authorization: Bearer …` header, or None. Every token is
-        compared (constant time, no early exit) so timing does not reveal which matched."""
+    def resolve(self, authorization: str | None, shared_token: str | None = None) -> str | None:
+        """The user named by an `Authorization: Bearer …` header, or None; `shared_token` (the
+        single API token of older deployments, read when the request comes) is user `api`.
+        Every token is compared (constant time, no early exit): timing tells nothing."""
         if not authorization:
             return None
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None
         candidate = presented.strip().encode()
+        pairs = self._pairs + ([("api", shared_token.encode())] if shared_token else [])
         found = None
-        for name, token in self._pairs:
+        for name, token in pairs:
             if hmac.compare_digest(candidate, token):
                 found = name
         return found
