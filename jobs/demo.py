@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root = generate(jobs, args, f"{base}/data")
         model_uri = train(jobs, args, data_root, base, state.mlflow_url)
         index = reindex(jobs, data_root, model_uri, f"{base}/index")
-        url = serve(jobs, index)
+        url = serve(jobs, index, args.out)
         served = True
         query_over_http(args, url, data_root)
     finally:
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"services left running: python -m cluster status; stop them with: "
                   f"python -m cluster down --state-dir {os.path.relpath(state.state_dir)}")
+            if served:
+                print(f"examiner workbench: {url}/")
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -243,13 +245,14 @@ def reindex(jobs: Jobs, data_root: str, model_uri: str, index: str) -> str:
     return index
 
 
-def serve(jobs: Jobs, index: str) -> str:
+def serve(jobs: Jobs, index: str, out: str) -> str:
     from cluster.processes import free_port
 
     port = free_port()
     stage(6, f"serve the index with Ray Serve on 127.0.0.1:{port}")
-    jobs.run("jobs.serve_index", ["--index", index, "--slots", "2", "--port", str(port)],
-             timeout_s=300)
+    cases = f"sqlite:///{os.path.abspath(os.path.join(out, 'workbench', 'cases.sqlite'))}"
+    jobs.run("jobs.serve_index", ["--index", index, "--slots", "2", "--port", str(port),
+                                  "--set", f"db_url={cases}"], timeout_s=300)
     return f"http://127.0.0.1:{port}"
 
 

@@ -2,6 +2,8 @@
 
     python -m jobs.serve_index --index INDEX_ROOT [--slots 2] [--port 8000] [--host 127.0.0.1]
 
+The examiner workbench page is served at the same address (`/`); its case database is
+`SHOEMATCH_DB_URL`, else `--set db_url=…`, else runs/workbench/cases.sqlite.
 On a cluster (RAY_ADDRESS set, or submitted with `ray job submit`) the application is deployed
 and stays up after this exits; without a cluster, a local Ray instance serves until Ctrl-C.
 `--shutdown` shuts Serve down instead.
@@ -16,6 +18,7 @@ import time
 import httpx
 
 from jobs.common import log, run_main
+from shoematch.cases.db import DB_URL_ENV, resolve_url
 from shoematch.errors import ShoematchError
 from shoematch.index.layout import read_current
 from shoematch.ray.cluster import init_ray
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         settings[key] = value
+    if "db_url" not in settings and not os.environ.get(DB_URL_ENV):
+        settings["db_url"] = resolve_url()  # absolute: replicas may run in another directory
     if read_current(args.index) is None:
         log.warning("%s has no published index yet: /v1/search answers 503 until a reindex "
                     "and POST /v1/index/reload", args.index)
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{args.host}:{args.port}"
     health = wait_ready(url, args.wait_s)
     print(f"serving {args.index} ({health.get('index_version')}) at {url}/v1/search")
+    print(f"examiner workbench: {url}/")
     if not on_cluster:
         print("local Ray instance: serving until Ctrl-C")
         try:

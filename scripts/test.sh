@@ -4,6 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
+bash "$root/scripts/system_deps.sh"
 cd "$root"
 venv="${SHOEMATCH_VENV:-$root/.venv}"
 export RAY_DISABLE_USAGE_STATS=1 RAY_AUTH_MODE=disabled MLFLOW_DISABLE_TELEMETRY=true

@@ -16,9 +16,11 @@ from serve.shard import IndexShard
 # Where storage and MLflow are: settings, not secrets. Keys and the API token are never
 # forwarded (a runtime env is visible in the dashboard and the Serve config): every replica
 # reads them from its node's environment (or AWS config / instance profile), as a real
-# cluster's nodes get them from a Kubernetes Secret or an IAM role.
+# cluster's nodes get them from a Kubernetes Secret or an IAM role. The same holds for the
+# workbench's user tokens (SHOEMATCH_USERS) and a case-database URL that may carry a password
+# (SHOEMATCH_DB_URL); the users file is only a path.
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
-                 "MLFLOW_TRACKING_URI")
+                 "MLFLOW_TRACKING_URI", "SHOEMATCH_USERS_FILE")
 
 
 def _env() -> dict:

@@ -32,6 +32,9 @@ from serve.schemas import (
 )
 from serve.settings import ServeSettings
 from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_print
+from serve.workbench import mount_workbench
+from serve.workbench.router import CurrentGateway
+from shoematch.cases.users import Users
 from shoematch.errors import (
     IndexComponentMissing,
     QueryError,
@@ -48,6 +51,7 @@ from shoematch.log import get_logger
 log = get_logger(__name__)
 api = FastAPI(title="shoematch", description="Crime-scene shoeprint → ranked shoe models")
 api.add_middleware(RequestGuard)
+mount_workbench(api)
 RETIRE_WAIT_S = 60.0
 K_FIELD = "ranked shoe models to return: 1 to the service's max_k (default 1000)"
 # Documented as a plain optional file (a nullable one reads to clients as "not a file").
@@ -166,6 +170,8 @@ class Gateway:
     def __init__(self, encoder, shards: list, labels, settings: dict) -> None:
         self.settings = ServeSettings.model_validate(settings)
         RequestGuard.settings = self.settings
+        RequestGuard.users = Users.from_environment(self.settings.users_file)
+        CurrentGateway.gateway = self
         self.encoder = encoder
         self.shards = shards
         self.labels = labels
@@ -331,11 +337,10 @@ class Gateway:
         re-ranks the top N by dense score (an index built with --dense)."""
         started = time.perf_counter()
         manifest = self._manifest()
-        version = manifest.version
         k = await _k(request, k, self.settings.max_k)
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         dense.check_scale(manifest, px_per_cm)
-        parsed = parse_filters(filters, set(manifest.attribute_values))
+        parse_filters(filters, set(manifest.attribute_values))  # a bad filter: before decoding
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
         data = await _read_upload(print_image)
         image = await asyncio.to_thread(decode_print, data, canvas) if px_per_cm is None else \
@@ -344,6 +349,23 @@ class Gateway:
         if px_per_cm is not None:
             image, visible = dense.to_index_scale(image, visible, px_per_cm, manifest)
         decoded = time.perf_counter()
+        answer = await self.rank(image, visible, k, filters, rerank)
+        answer["timings_ms"]["decode"] = round((decoded - started) * 1e3, 2)
+        answer["timings_ms"]["total"] = round((time.perf_counter() - started) * 1e3, 2)
+        return answer
+
+    async def rank(self, image: np.ndarray, visible: np.ndarray, k: int,
+                   filters: str | dict | None, rerank: int = 0) -> dict:
+        """Encode a print on the canvas with its visible region and rank the index's models
+        (re-ranking the top `rerank` densely): the one search path of `/v1/search` and of the
+        workbench's case queries."""
+        started = time.perf_counter()
+        manifest = self._manifest()
+        version = manifest.version
+        if not 1 <= k <= self.settings.max_k:
+            raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+        dense.check_rerank(manifest, rerank, self.settings.max_rerank)
+        parsed = parse_filters(filters, set(manifest.attribute_values))
         model_uri = self.settings.model or manifest.model_uri
         encoding = self.encoder.encode.remote((model_uri, image, visible))
         variants: list = []
@@ -371,11 +393,9 @@ class Gateway:
             "results": [{"rank": rank, "model_id": m.model, **_public(m),
                          **({"dense_score": dense.dense_field(score)} if rerank else {})}
                         for rank, (m, score) in enumerate(ranked[:k], start=1)],
-            "timings_ms": {"decode": round((decoded - started) * 1e3, 2),
-                           "encode": round((encoded - decoded) * 1e3, 2),
+            "timings_ms": {"encode": round((encoded - started) * 1e3, 2),
                            "search": round((searched - encoded) * 1e3, 2),
-                           "rerank": round((done - searched) * 1e3, 2),
-                           "total": round((done - started) * 1e3, 2)},
+                           "rerank": round((done - searched) * 1e3, 2)},
         }
 
 

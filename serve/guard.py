@@ -7,7 +7,6 @@ the moment it passes the limit and the rest is never read, authenticated or not.
 
 from __future__ import annotations
 
-import hmac
 import os
 
 from starlette.datastructures import Headers
@@ -15,20 +14,23 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve.settings import ServeSettings
+from serve.workbench import PUBLIC_PATHS, PUBLIC_PREFIXES
+from shoematch.cases.users import Users
 
 OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc",
-                        "/openapi.json"})
+                        "/openapi.json", *PUBLIC_PATHS})
+LOCAL_USER = "local"  # who a request is when no token is configured
 
 
-def authorised(settings: ServeSettings, path: str, header: str | None) -> bool:
-    """No token configured, an open path, or `Bearer <token>` (scheme in any case), compared
-    in constant time."""
-    token = os.environ.get(settings.token_env)
-    if not token or path in OPEN_PATHS:
-        return True
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                              token.encode())
+def caller(settings: ServeSettings, users: Users, path: str, header: str | None
+           ) -> str | None:
+    """Who sends the request (named user, `api` for the shared token, `local` when no token
+    is configured or the path is open), or None when the token is missing or wrong. Bearer
+    scheme in any case; every token compared in constant time (`Users.resolve`)."""
+    shared = os.environ.get(settings.token_env)
+    if not users.enabled(shared) or path in OPEN_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return LOCAL_USER
+    return users.resolve(header, shared)
 
 
 def too_large(limit: int) -> JSONResponse:
@@ -41,6 +43,7 @@ class RequestGuard:
     # attribute, not `app.state`: Serve ships the app to the replica as a copy, while this
     # class (like the Gateway) is imported there, so both see the same one.
     settings: ServeSettings | None = None
+    users: Users = Users([])
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,10 +57,12 @@ class RequestGuard:
             raise RuntimeError("RequestGuard.settings is unset: no Gateway in this process")
         headers = Headers(scope=scope)
         limit = settings.max_upload_bytes
-        if not authorised(settings, scope["path"], headers.get("authorization")):
+        user = caller(settings, RequestGuard.users, scope["path"], headers.get("authorization"))
+        if user is None:
             await JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
                                headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
+        scope.setdefault("state", {})["user"] = user  # `request.state.user`: the audit log's
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             await too_large(limit)(scope, receive, send)

@@ -130,6 +130,7 @@ class AttributeValues(BaseModel):
 _DESCRIPTIONS = {
     400: "a bad field: the message names it",
     401: "missing or wrong bearer token (when the service has one)",
+    404: "no such case, query, upload, image or reference",
     409: "the index (or service) lacks what this route needs",
     413: "the request body exceeds max_upload_bytes",
     503: "no index loaded, storage unreachable, or a shard slot did not answer",

@@ -30,6 +30,14 @@ class ServeSettings(StrictModel):
     labels_cpus: float = Field(0.1, gt=0, description="descriptor/attribute model replica")
     shard_threads: int = Field(1, ge=1, description="torch threads per shard replica")
     shard_timeout_s: float = Field(30.0, gt=0, description="per-shard answer deadline")
+    users_file: str | None = Field(
+        None, description="named bearer tokens ('name token' per line) for the workbench; "
+                          "default: SHOEMATCH_USERS_FILE")
+    db_url: str | None = Field(
+        None, description="case database (SQLAlchemy URL); default: SHOEMATCH_DB_URL, else "
+                          "an SQLite file under runs/workbench/")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="uploads declaring more pixels are refused unread")
     token_env: str = Field("SHOEMATCH_API_TOKEN",
                            description="environment variable holding the bearer token, read "
                                        "on the gateway's node (never forwarded); auth is on "

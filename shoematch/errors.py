@@ -21,6 +21,18 @@ class ImageError(DatasetError):
     """An image cannot be decoded or does not fit the canonical canvas."""
 
 
+class PixelBudgetError(ImageError):
+    """An image declares more pixels than allowed (refused from its header, never decoded)."""
+
+
+class CaseError(ShoematchError):
+    """A case-record request is invalid: unknown case, query or image, or a bad decision."""
+
+
+class CaseNotFound(CaseError):
+    """A case, query or upload named in a request does not exist."""
+
+
 class SearchIndexError(ShoematchError):
     """An embedding index is missing, incomplete, corrupt, or does not fit the request."""
 
@@ -35,3 +47,7 @@ class TrainingError(ShoematchError):
 
 class IndexComponentMissing(SearchIndexError):
     """The index version lacks an optional component the request needs (e.g. dense maps)."""
+
+
+class BlankPrintError(QueryError):
+    """The prepared print has no ink on the canvas (placed off it, or cropped to nothing)."""

@@ -87,6 +87,21 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on loopback; yields its SQLAlchemy URL."""
+    import shutil
+
+    from tests.postgres import start_postgres
+
+    service, root = start_postgres()
+    try:
+        yield service.url
+    finally:
+        service.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def fid300_dir() -> Path:
     if not (FID300 / "references").is_dir():

@@ -18,18 +18,16 @@ from shoematch.attributes.model import AttributeNetConfig
 from shoematch.attributes.predict import build_model, save_attribute_model
 from shoematch.data.dataset import DatasetWriter, open_dataset
 from shoematch.data.schema import DESCRIPTOR_CODES
-from shoematch.descriptors.model import DescriptorNet, DescriptorNetConfig
-from shoematch.descriptors.predict import save_descriptor_model
 from shoematch.index.layout import read_manifest
 from shoematch.index.reader import SearchIndex
 from tests.conftest import REPO
+from tests.label_models import random_descriptor_model
 from tests.ray_jobs import submit, wait_job
 
 
 @pytest.fixture(scope="module")
 def labelled_index(tiny_refs, random_encoder, tmp_path_factory):
     """A refdb whose odd records lost their labels, indexed with (random) label models."""
-    import torch
 
     work = tmp_path_factory.mktemp("labels")
     source = open_dataset(f"{tiny_refs}/references")
@@ -44,11 +42,7 @@ def labelled_index(tiny_refs, random_encoder, tmp_path_factory):
     refdb = str(work / "refs")
     with DatasetWriter(refdb, "references", source.canvas, "test") as writer:
         writer.add(records)
-    torch.manual_seed(0)
-    descriptor = str(work / "descriptor")
-    config = DescriptorNetConfig(arch="resnet18")
-    save_descriptor_model(descriptor, DescriptorNet(**config.model_dump()).eval(), config,
-                          [0.5] * len(DESCRIPTOR_CODES))
+    descriptor = random_descriptor_model(str(work / "descriptor"))  # seeds torch (0)
     attribute = str(work / "attribute")
     vocab = {name: sorted(values) for name, values in vocabulary.items()}
     net_config = AttributeNetConfig(arch="resnet18", input_height=64, input_width=128,

@@ -241,10 +241,10 @@ class Dataset:
         return [self.store.child_uri(s.path) for s in self.manifest.shards]
 
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
-        tables = [self._read_shard(i, columns) for i in range(len(self.manifest.shards))]
+        tables = [self.read_shard(i, columns) for i in range(len(self.manifest.shards))]
         return pa.concat_tables(tables)
 
-    def _read_shard(self, index: int, columns: list[str] | None) -> pa.Table:
+    def read_shard(self, index: int, columns: list[str] | None) -> pa.Table:
         shard = self.manifest.shards[index]
         try:
             return pq.read_table(self.store.path(shard.path), columns=columns,
@@ -255,7 +255,7 @@ class Dataset:
 
     def iter_records(self, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
         for index in range(len(self.manifest.shards)):
-            for row in self._read_shard(index, columns).to_pylist():
+            for row in self.read_shard(index, columns).to_pylist():
                 yield from_row(row)
 
     def ids(self) -> list[str]:

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from shoematch.errors import ImageError
+from shoematch.errors import ImageError, PixelBudgetError
 
 # Fast zlib level: synthetic generation is dominated by encoding at higher levels.
 PNG_COMPRESS_LEVEL = 1
@@ -87,6 +87,27 @@ def decode_image(data: bytes, name: str, mode: str = "L",
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{name}: cannot decode image ({exc})") from exc
     return np.array(converted, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
+
+
+def check_pixel_budget(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the image header, refusing images over `max_pixels` before any
+    pixel is decoded (Pillow's `open` reads only the header): a small upload can otherwise
+    inflate to gigabytes (a decompression bomb)."""
+    if not data:
+        raise ImageError(f"{name}: image is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise PixelBudgetError(f"{name}: declares more than {2 * Image.MAX_IMAGE_PIXELS} "
+                               f"pixels, over the limit of {max_pixels} pixels; refused before "
+                               "decoding") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{name}: cannot decode image ({exc})") from exc
+    if width * height > max_pixels:
+        raise PixelBudgetError(f"{name}: {width}x{height} pixels exceeds the limit of "
+                               f"{max_pixels} pixels; refused before decoding")
+    return width, height
 
 
 def read_image_file(path: str, mode: str = "L") -> np.ndarray:
