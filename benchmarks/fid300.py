@@ -57,11 +57,11 @@ def dense_configs(weights: str | None) -> dict[str, DenseConfig]:
     """The table's dense rows: controls first, then what the system uses."""
     rows = {
         "pixel NCC (grey, stride 8)": DenseConfig(backbone="pixels"),
-        "Lite0 block 4, random weights": DenseConfig(pretrained=False),
-        "Lite0 block 4, ImageNet (no training)": DenseConfig(),
+        "Lite1 block 6, random weights": DenseConfig(pretrained=False),
+        "Lite1 block 6, ImageNet (no training)": DenseConfig(),
     }
     if weights:
-        rows["Lite0 block 4, fine-tuned on references"] = DenseConfig(weights=weights)
+        rows["Lite1 block 6, fine-tuned on references"] = DenseConfig(weights=weights)
     return rows
 
 
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/fid300")
     parser.add_argument("--model", default=None,
                         help="folder of a previous run's trained models (skip training)")
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
-    parser.add_argument("--crisp-steps", type=int, default=300, help="CriSp training steps")
+    parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps")
+    parser.add_argument("--crisp-steps", type=int, default=150, help="CriSp training steps")
     args = parser.parse_args(argv)
     started = time.monotonic()
     data = load_fid(args.src, os.path.join(args.out, "data"))

@@ -81,8 +81,11 @@ def load_finetuned(path: str) -> dict[str, Any]:
 class DenseConfig(StrictModel):
     """How the dense matcher computes features and which probe variants it tries."""
 
-    backbone: Backbone = "efficientnet_lite0"
-    block: int = Field(4, ge=0, description="feature map after this block (4: stride 8, 40 ch)")
+    # Default: the deepest stride-8 block (40 channels) of Lite1, the best of Lite0 block 4 and
+    # Lite1 block 6 on FID-300's dev probes (README, "Dense matching").
+    backbone: Backbone = "efficientnet_lite1"
+    block: int = Field(6, ge=0, description="feature map after this block (Lite1 6 / Lite0 4: "
+                                            "stride 8, 40 channels)")
     pretrained: bool = Field(True, description="ImageNet weights (False: random, the control)")
     weights: str | None = Field(None, description="fine-tuned body state_dict file")
     px_per_cm: float = Field(10.0, gt=0, description="matching resolution (FID-300 is 20)")

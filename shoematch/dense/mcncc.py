@@ -25,10 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 EPS = 1e-6
-CACHED_ITEMS = 6  # R, R² spectra at two correlation sizes and the two summed-area tables
+CACHED_ITEMS = 6  # R and R² spectra at up to three correlation sizes
 
 
 def _spectrum(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -50,13 +49,17 @@ class ReferenceSpectra:
     """The reference side of MCNCC, computed once per gallery and probe grid size.
 
     `maps` [N, C, H, W] are the references' feature maps on one common grid. Spectra of R and R²
-    for a given correlation size are cached (they are reused by every probe of that size).
+    for a given correlation size are cached (they are reused by every probe of that size). They
+    are taken of each (reference, channel) map minus its mean: the correlation is unchanged by
+    that shift, and the window variance Σ R² − (Σ R)²/n, a difference of sums, keeps its
+    float32 precision.
     """
 
     def __init__(self, maps: torch.Tensor, chunk: int = 64) -> None:
         if maps.dim() != 4:
             raise ValueError(f"reference maps must be [N, C, H, W], got {tuple(maps.shape)}")
         self.maps = maps.float()
+        self.centred = self.maps - self.maps.mean(dim=(-2, -1), keepdim=True)
         self.chunk = chunk
         self._cache: dict[tuple, list[torch.Tensor]] = {}
 
@@ -72,7 +75,7 @@ class ReferenceSpectra:
         if key not in self._cache:
             while len(self._cache) >= CACHED_ITEMS:  # bounded memory: evict the oldest
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = [make(part) for part in self.maps.split(self.chunk)]
+            self._cache[key] = [make(part) for part in self.centred.split(self.chunk)]
         return self._cache[key]
 
     def spectra(self, size: tuple[int, int]) -> list[torch.Tensor]:
@@ -82,58 +85,10 @@ class ReferenceSpectra:
     def squared_spectra(self, size: tuple[int, int]) -> list[torch.Tensor]:
         return self._cached(("R2", size), lambda part: _spectrum(part * part, size))
 
-    def box_tables(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per chunk: summed-area tables of R and R² ([n, C, H+1, W+1], float64 so that the
-        variance of a window, a difference of large sums, keeps its precision)."""
-        return list(zip(self._cached(("S", 1), _summed_area),
-                        self._cached(("S", 2), lambda part: _summed_area(part * part)),
-                        strict=True))
 
-
-def _summed_area(maps: torch.Tensor) -> torch.Tensor:
-    table = maps.double().cumsum(-2).cumsum(-1)
-    return F.pad(table, (1, 0, 1, 0))
-
-
-def visible_box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) when the visible cells form one full rectangle, else None."""
-    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
-    if not len(rows):
-        return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    inside = mask[top:bottom, left:right]
-    return (top, bottom, left, right) if bool(inside.all()) else None
-
-
-class _BoxWindows:
-    """Reference window sums under a rectangular visible region, for every translation: four
-    corner lookups in a summed-area table instead of two FFT correlations per channel."""
-
-    def __init__(self, box: tuple[int, int, int, int], probe_hw: tuple[int, int],
-                 grid: tuple[int, int], size: tuple[int, int], device: torch.device) -> None:
-        top, bottom, left, right = box
-        shift_y = torch.arange(size[0], device=device) - (probe_hw[0] - 1)
-        shift_x = torch.arange(size[1], device=device) - (probe_hw[1] - 1)
-        self.a = (shift_y + top).clamp(0, grid[0])
-        self.b = (shift_y + bottom).clamp(0, grid[0])
-        self.c = (shift_x + left).clamp(0, grid[1])
-        self.d = (shift_x + right).clamp(0, grid[1])
-        self.count = ((self.b - self.a)[:, None] * (self.d - self.c)[None, :]).float()
-
-    def sums(self, table: torch.Tensor) -> torch.Tensor:
-        low, high = table.index_select(2, self.a), table.index_select(2, self.b)
-        total = (high.index_select(3, self.d) - high.index_select(3, self.c)
-                 - low.index_select(3, self.d) + low.index_select(3, self.c))
-        return total.float()
-
-
-def _window_sums(references: ReferenceSpectra, spec_m: torch.Tensor, size: tuple[int, int],
-                 windows: _BoxWindows | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _window_sums(references: ReferenceSpectra, spec_m: torch.Tensor, size: tuple[int, int]
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Per chunk: Σ R and Σ R² over the probe's visible cells, at every translation."""
-    if windows is not None:
-        for table, table2 in references.box_tables():
-            yield windows.sums(table), windows.sums(table2)
-        return
     for spec_r, spec_r2 in zip(references.spectra(size), references.squared_spectra(size),
                                strict=True):
         yield _correlate(spec_m, spec_r, size), _correlate(spec_m, spec_r2, size)
@@ -165,11 +120,7 @@ def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceS
     spec_pm = _spectrum(masked.flip(flip), size)
     support = torch.ones(references.grid, device=probe.device)
     spec_u = _spectrum(support, size)
-    box = visible_box(mask.bool())
-    windows = (_BoxWindows(box, (height, width), references.grid, size, probe.device)
-               if box is not None else None)
-    count = (windows.count if windows is not None
-             else _correlate(spec_m, spec_u, size).round())  # [H', W'] overlap cells
+    count = _correlate(spec_m, spec_u, size).round()  # [H', W'] overlap cells
     sum_p = _correlate(spec_pm, spec_u, size)  # [C, H', W']
     sum_p2 = _correlate(_spectrum((masked * masked).flip(flip), size), spec_u, size)
     area = min(float(visible.sum()), float(references.grid[0] * references.grid[1]))
@@ -177,8 +128,8 @@ def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceS
     safe_count = count.clamp_min(1.0)
     var_p = (sum_p2 - sum_p * sum_p / safe_count).clamp_min(0.0)
     best_scores, best_offsets = [], []
-    for spec_r, sums in zip(references.spectra(size), _window_sums(references, spec_m, size,
-                                                                    windows), strict=True):
+    for spec_r, sums in zip(references.spectra(size), _window_sums(references, spec_m, size),
+                            strict=True):
         sum_r, sum_r2 = sums  # [n, C, H', W']
         cross = _correlate(spec_pm, spec_r, size)
         covariance = cross - sum_p * sum_r / safe_count
