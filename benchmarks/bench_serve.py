@@ -70,8 +70,8 @@ def main() -> None:
     model = random_encoder(os.path.join(args.work, f"encoder-{args.arch}"), args.arch)
     index = os.path.join(args.work, "index")
     if read_current(index) is None or read_manifest(index).dense is None:  # else reused
-        job.reindex(job.parse_args(["--model", model, "--refdb", f"{data}/references", "--out",
-                                    index, "--shards", "2", "--local", "--dense"]))
+        job.main(["--model", model, "--refdb", f"{data}/references", "--out", index,
+                  "--shards", "2", "--local", "--dense"])
     dense = read_manifest(index).dense
     assert dense is not None
     init_ray()
