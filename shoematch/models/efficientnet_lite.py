@@ -177,25 +177,32 @@ def grey_to_input(images: torch.Tensor) -> torch.Tensor:
 
 
 class EfficientNetBody(nn.Module):
-    """A whole EfficientNet-Lite body (stride 32) on images in [0, 1] with `in_channels` inputs,
-    of which one carries an image at a time (CriSp's print/depth channels). The RGB stem is
-    folded into one grey filter per input channel, and the network's (x·255 − 127)/128 input
-    scaling into the stem's weights and bias, so a grey image in any one channel gives the
-    ImageNet network's response (exactly, away from the zero-padded border)."""
+    """A whole EfficientNet-Lite body (stride 32) on images in [0, 1] with `in_channels` inputs.
 
-    def __init__(self, variant: str, in_channels: int, pretrained: bool) -> None:
+    `stem="grey"`: one input channel carries an image at a time (CriSp's print/depth channels);
+    the RGB stem is folded into one grey filter per input channel. `stem="rgb"`: three channels
+    carry one picture together (a photo), the stem is kept. Either way the network's
+    (x·255 − 127)/128 input scaling is folded into the stem's weights and bias, so the body gives
+    the ImageNet network's response to the image (exactly, away from the zero-padded border)."""
+
+    def __init__(self, variant: str, in_channels: int, pretrained: bool,
+                 stem: str = "grey") -> None:
         super().__init__()
+        if stem not in ("grey", "rgb") or (stem == "rgb" and in_channels != 3):
+            raise ValueError(f"stem must be 'grey', or 'rgb' with 3 input channels; got {stem!r} "
+                             f"with {in_channels}")
         state = load_state(weights_path(variant))
         specs = block_specs(state)
         self.net = EfficientNetLite(specs, in_channels=in_channels)
         self.net._conv_stem = SameConv2d(in_channels, specs[0].in_channels, 3, stride=2,
                                          bias=True)
         if pretrained:
-            stem = state["_conv_stem.weight"]
+            weight = state["_conv_stem.weight"]
+            if stem == "grey":
+                weight = weight.sum(1, keepdim=True).repeat(1, in_channels, 1, 1)
             adapted = dict(state)
-            adapted["_conv_stem.weight"] = (stem.sum(1, keepdim=True) * 255.0 / 128.0
-                                            ).repeat(1, in_channels, 1, 1)
-            adapted["_conv_stem.bias"] = -stem.sum(dim=(1, 2, 3)) * 127.0 / 128.0
+            adapted["_conv_stem.weight"] = weight * 255.0 / 128.0
+            adapted["_conv_stem.bias"] = -state["_conv_stem.weight"].sum(dim=(1, 2, 3)) * 127 / 128
             wanted = self.net.state_dict().keys()
             self.net.load_state_dict({k: adapted[k] for k in wanted}, strict=True)
         self.out_channels = specs[-1].out_channels
