@@ -35,6 +35,7 @@ from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_pr
 from serve.workbench import mount_workbench
 from serve.workbench.router import CurrentGateway
 from shoematch.cases.users import Users
+from shoematch.dense.calibration import TOP, TopTenCalibrator
 from shoematch.errors import (
     IndexComponentMissing,
     QueryError,
@@ -47,6 +48,8 @@ from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.reader import Match, slot_shards
 from shoematch.log import get_logger
+from shoematch.retrieval.confidence import GalleryMoments, load_calibrator, ranking_evidence
+from shoematch.storage import open_store
 
 log = get_logger(__name__)
 api = FastAPI(title="shoematch", description="Crime-scene shoeprint → ranked shoe models")
@@ -176,12 +179,14 @@ class Gateway:
         self.shards = shards
         self.labels = labels
         self.manifests: dict[str, IndexManifest] = {}
+        self.calibrators: dict[str, TopTenCalibrator | None] = {}
         self.inflight: Counter[str] = Counter()
         self.reload_lock = asyncio.Lock()
         current = read_current(self.settings.index)
         self.version = current
         if current is not None:
             self.manifests[current] = read_manifest(self.settings.index, current)
+            self.calibrators[current] = load_calibrator(open_store(self.settings.index), current)
 
     # --- helpers -------------------------------------------------------------------------
     def _manifest(self) -> IndexManifest:
@@ -222,6 +227,7 @@ class Gateway:
         await asyncio.gather(*(self._ask(slot, "release", keep)
                                for slot in range(len(self.shards))), return_exceptions=True)
         self.manifests.pop(version, None)
+        self.calibrators.pop(version, None)
 
     # --- endpoints -----------------------------------------------------------------------
     @api.get("/v1/health", response_model=Health)
@@ -251,6 +257,9 @@ class Gateway:
             target = await asyncio.to_thread(read_current, self.settings.index)
             if target is None:
                 raise SearchIndexError(f"nothing published at {self.settings.index}")
+            # A calibrator may be fitted after its version went live: always re-read it.
+            self.calibrators[target] = await asyncio.to_thread(
+                load_calibrator, open_store(self.settings.index), target)
             if target == self.version:
                 return {"index_version": target, "changed": False}
             manifest = await asyncio.to_thread(read_manifest, self.settings.index, target)
@@ -273,17 +282,41 @@ class Gateway:
                                     f"--{kind}-model and the service names none")
         return uri
 
-    async def _merged(self, method: str, version: str, payload, k: int, filters: dict
-                      ) -> list[Match]:
+    async def _answers(self, method: str, version: str, payload, k: int, filters: dict
+                       ) -> list[dict]:
         self.inflight[version] += 1
         try:
-            answers = await asyncio.gather(*(
+            return await asyncio.gather(*(
                 self._ask(slot, method, version, payload, k, [filters])
                 for slot in range(len(self.shards))))
         finally:
             self.inflight[version] -= 1
+
+    @staticmethod
+    def _top_k(answers: list[dict], k: int) -> list[Match]:
         return merge_top_k(([Match(**hit) for hit in answer["hits"][0]]
                             for answer in answers), k)
+
+    async def _merged(self, method: str, version: str, payload, k: int, filters: dict
+                      ) -> list[Match]:
+        return self._top_k(await self._answers(method, version, payload, k, filters), k)
+
+    def _confidence(self, version: str, answers: list[dict], matches: list[Match]) -> dict:
+        """Each match's z (its cell score against this query's gallery distribution) and the
+        calibrated P(true model in the cell ranking's top 10); nulls when not computable."""
+        moments = GalleryMoments()
+        for answer in answers:
+            moments = moments.merged(GalleryMoments(*answer["moments"][0]))
+        if moments.count < 2 or not matches:
+            return {"z": [None] * len(matches), "p_top10": None, "confident": None}
+        z = moments.z([m.score for m in matches])
+        calibrator = self.calibrators.get(version)
+        if calibrator is None:
+            return {"z": z.tolist(), "p_top10": None, "confident": None}
+        evidence = ranking_evidence([m.score for m in matches], moments)
+        probability = float(calibrator.probability(evidence)[0])
+        return {"z": z.tolist(), "p_top10": probability,
+                "confident": probability >= calibrator.threshold}
 
     @api.post("/v1/descriptors", response_model=DescriptorScores,
               responses=errors(400, 401, 409, 413, 503))
@@ -375,8 +408,12 @@ class Gateway:
         else:
             cells, visible_cells = await encoding
         encoded = time.perf_counter()
-        matches = await self._merged("search", version, cells[None], max(k, rerank),
-                                     parsed.model_dump())
+        answers = await self._answers("search", version, cells[None], max(k, rerank, TOP),
+                                      parsed.model_dump())
+        matches = self._top_k(answers, max(k, rerank, TOP))
+        confidence = self._confidence(version, answers, matches)
+        z_of = {m.model: z for m, z in zip(matches, confidence["z"], strict=True)}
+        matches = matches[:max(k, rerank)]
         searched = time.perf_counter()
         ranked = await dense.rerank_matches(self._ask, len(self.shards), manifest, matches,
                                             variants, rerank) if rerank else \
@@ -390,7 +427,9 @@ class Gateway:
             "reranked": bool(rerank),
             "rerank": rerank,
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
-            "results": [{"rank": rank, "model_id": m.model, **_public(m),
+            "p_top10": confidence["p_top10"],
+            "confident": confidence["confident"],
+            "results": [{"rank": rank, "model_id": m.model, **_public(m), "z": z_of[m.model],
                          **({"dense_score": dense.dense_field(score)} if rerank else {})}
                         for rank, (m, score) in enumerate(ranked[:k], start=1)],
             "timings_ms": {"encode": round((encoded - started) * 1e3, 2),

@@ -64,9 +64,16 @@ MatchResult = create_model(
 
 
 DENSE_SCORE = "MCNCC score when re-ranked; null: no valid overlap or past the re-ranked head"
+Z_SCORE = ("the cell score standardised over this query's scores against every reference it "
+           "was compared with (after filters): how far above the crowd; null if < 2 references")
 DenseMatchResult = create_model(
     "DenseMatchResult", __base__=MatchResult,
-    dense_score=(float | None, Field(None, description=DENSE_SCORE)))
+    dense_score=(float | None, Field(None, description=DENSE_SCORE)),
+    z=(float | None, Field(None, description=Z_SCORE)))
+P_TOP10 = ("calibrated probability that the true model is among the cell ranking's top 10 "
+           "(fitted by jobs.calibrate on held-out queries); null: this index version has no "
+           "calibrator")
+CONFIDENT = "p_top10 ≥ the calibrator's threshold; false: 'no confident match'; null: uncalibrated"
 
 
 class SearchTimings(BaseModel):
@@ -91,6 +98,8 @@ class SearchResult(BaseModel):
     reranked: bool
     rerank: int
     visible_cells: list[list[bool]]
+    p_top10: float | None = Field(None, description=P_TOP10)
+    confident: bool | None = Field(None, description=CONFIDENT)
     results: list[DenseMatchResult]
     timings_ms: SearchTimings
 

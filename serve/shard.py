@@ -66,6 +66,7 @@ class IndexShard:
         matches = await asyncio.to_thread(index.search, queries, k, parsed, stats)
         return {"slot": self.slot, "version": version,
                 "hits": [[m.to_dict() for m in per_query] for per_query in matches],
+                "moments": [[m.count, m.total, m.squares] for m in stats.moments],
                 "exact_scored": stats.exact_scored}
 
     async def dense_scores(self, version: str, candidates: list[tuple[str, str]],

@@ -15,13 +15,14 @@ read.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from shoematch.index.quantize import quantize_cells, quantize_query
 from shoematch.index.scan import scan_int8
+from shoematch.retrieval.confidence import GalleryMoments
 
 # Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
 ACCUMULATION_SLACK = 1e-4
@@ -42,6 +43,14 @@ class ShardHit:
 class SearchStats:
     scanned_cells: int = 0
     exact_scored: int = 0
+    # Per query: the scan's score estimates over every allowed reference (all shards searched
+    # with these stats), the distribution an examiner's standardised scores refer to.
+    moments: list[GalleryMoments] = field(default_factory=list)
+
+    def add_moments(self, query: int, estimates: np.ndarray) -> None:
+        while len(self.moments) <= query:
+            self.moments.append(GalleryMoments())
+        self.moments[query].add(estimates)
 
 
 class ShardSearcher:
@@ -117,6 +126,8 @@ class ShardSearcher:
             if mask is not None:
                 upper = np.where(mask, upper, -np.inf)
                 lower = np.where(mask, lower, -np.inf)
+            if stats is not None:
+                stats.add_moments(b, estimate if mask is None else estimate[mask])
             rows = self._candidates(upper, lower, k)
             if stats is not None:
                 stats.exact_scored += len(rows)
