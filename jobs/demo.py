@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root = generate(jobs, args, f"{base}/data")
         model_uri = train(jobs, args, data_root, base, state.mlflow_url)
         index = reindex(jobs, data_root, model_uri, f"{base}/index")
+        calibrate(jobs, data_root, index)
         url = serve(jobs, index, args.out)
         served = True
         query_over_http(args, url, data_root)
@@ -245,6 +246,17 @@ def reindex(jobs: Jobs, data_root: str, model_uri: str, index: str) -> str:
     return index
 
 
+def calibrate(jobs: Jobs, data_root: str, index: str) -> None:
+    """Fit the index version's P(true model in the top 10) on the held-out val queries (the
+    HTTP queries below are the test split)."""
+    print("calibrating the index version on the val queries (jobs.calibrate)", flush=True)
+    try:
+        jobs.run("jobs.calibrate", ["--index", index, "--queries", f"{data_root}/{QUERIES_DIR}",
+                                    "--split", "val", "--folds", "3"])
+    except ShoematchError as exc:  # too few or too uniform val queries: serve uncalibrated
+        print(f"no calibrator fitted ({exc}); /v1/search answers p_top10 = null")
+
+
 def serve(jobs: Jobs, index: str, out: str) -> str:
     from cluster.processes import free_port
 
@@ -267,19 +279,22 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
         model_pictures.setdefault(r["model_id"], pictures[r["instance_id"]])
     report, rankings, latencies = [], [], []
     with httpx.Client(timeout=120) as client:
-        def search(record: dict) -> tuple[list[dict], float]:
+        def search(record: dict) -> tuple[dict, float]:
             start = time.perf_counter()
             response = client.post(f"{url}/v1/search", data={"k": "100"}, files={
                 "print": record["print"], "mask": record["mask"]})
             if response.status_code != 200:
                 raise ShoematchError(f"search for {record['query_id']} failed: "
                                      f"{response.status_code} {response.text[:300]}")
-            return response.json()["results"], (time.perf_counter() - start) * 1e3
+            return response.json(), (time.perf_counter() - start) * 1e3
 
         _, cold = search(queries[0])  # loads the encoder and warms every replica
         print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s", flush=True)
+        confident: list[bool | None] = []
         for record in queries:
-            results, latency = search(record)
+            body, latency = search(record)
+            results = body["results"]
+            confident.append(body["confident"])
             rankings.append([r["model_id"] for r in results])
             latencies.append(latency)
             targets = list(record["targets"])
@@ -292,6 +307,7 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
                                                                  model_pictures)))
     summary = summary_rows(queries, rankings, latencies, args.k)
     print_table(summary)
+    print_confidence(queries, rankings, confident)
     path = os.path.join(args.out, "report.html")
     with open(path, "w") as handle:
         handle.write(render_report("shoematch demo: synthetic crime-scene prints over HTTP",
@@ -322,6 +338,20 @@ def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list
                             "p50 ms": f"{np.percentile(ms, 50):.0f}",
                             "max ms": f"{ms.max():.0f}"}))
     return rows
+
+
+def print_confidence(queries: list[dict], rankings: list[list[str]],
+                     confident: list[bool | None]) -> None:
+    """How the served "confident" flag split the held-out queries, and hit@10 on each side."""
+    if any(flag is None for flag in confident):
+        print("confidence: this index version has no calibrator (p_top10 = null)")
+        return
+    sides = {True: [], False: []}
+    for record, ranking, flag in zip(queries, rankings, confident, strict=True):
+        sides[bool(flag)].append(bool(set(record["targets"]) & set(ranking[:10])))
+    print("confidence (calibrated p_top10 ≥ threshold): " + "; ".join(
+        f"{'confident' if flag else 'no confident match'} {len(hits)} queries, hit@10 "
+        f"{np.mean(hits) if hits else float('nan'):.3f}" for flag, hits in sides.items()))
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
