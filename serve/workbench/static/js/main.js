@@ -280,7 +280,7 @@ async function search() {
     try {
       const answer = await postForm(`/v1/cases/${caseId}/queries`, form);
       state.queryId = answer.query_id;
-      results.set(state.caseId, answer.query_id, answer.results);
+      results.set(state.caseId, answer.query_id, answer.results, {}, answer);
       const chosen = answer.placement ? ` · placement x=${answer.placement.chosen.x.toFixed(0)} chosen` : "";
       $("search-info").textContent = `query ${answer.query_id}: ${answer.results.length} models · index ${answer.index_version}${chosen}`;
       status(`query ${answer.query_id} recorded`);

@@ -8,6 +8,16 @@ import { inkDark, recolour } from "./pixels.js";
 const PAGE = 20;
 const $ = (id) => document.getElementById(id);
 const slug = (text) => text.replace(/\s+/g, "-");
+// how far above this query's own score distribution over the gallery (standard deviations)
+const zText = (z) => (typeof z === "number" ? ` · z ${z.toFixed(1)}` : "");
+
+function confidenceText(confidence) {
+  if (!confidence || typeof confidence.p_top10 !== "number") return "";
+  const p = confidence.p_top10.toFixed(2);
+  return confidence.confident
+    ? ` · P(true model in top 10) ${p}`
+    : ` · no confident match (P(true model in top 10) ${p})`;
+}
 
 export class Results {
   constructor({ onError, onDecided }) {
@@ -27,7 +37,8 @@ export class Results {
     $("compare-panel").addEventListener("keydown", (e) => this.keys(e));
   }
 
-  set(caseId, queryId, rows, decisions = {}) {
+  // confidence: {p_top10, confident} of the answer (null fields: the index is not calibrated)
+  set(caseId, queryId, rows, decisions = {}, confidence = null) {
     this.caseId = caseId;
     this.queryId = queryId;
     this.rows = rows;
@@ -36,7 +47,7 @@ export class Results {
     // the print exactly as this query searched it (placement included), 255 = ink
     this.queryPrint = imageUrl(`/v1/cases/${encodeURIComponent(caseId)}/queries/${queryId}/print.png`)
       .then(loadImage);
-    $("result-count").textContent = `${rows.length} models`;
+    $("result-count").textContent = `${rows.length} models` + confidenceText(confidence);
     $("compare-panel").hidden = true;
     this.showPage(0);
   }
@@ -65,7 +76,7 @@ export class Results {
     const labels = [...row.descriptors, ...Object.entries(row.attributes).map(([k, v]) => `${k}: ${v}`)];
     card.innerHTML = `<span class="head"><span class="rank">#${row.rank}</span>
       <span class="model"></span></span>
-      <span class="score">score ${row.score.toFixed(3)}</span>
+      <span class="score">score ${row.score.toFixed(3)}${zText(row.z)}</span>
       <span class="thumbs"><img alt="depth map"><img class="ref-print" alt="print"></span>
       <span class="labels"></span><span class="decision"></span>`;
     card.querySelector(".model").textContent = row.model_id;
