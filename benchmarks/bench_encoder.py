@@ -74,8 +74,9 @@ def options(arch: str, threads: int, skip_compile: bool
             model = CrispEncoder(light, 128).eval()
             yield f"{light} eager (other model)", lambda m=model: prepare_encoder(m, "eager"), \
                 False
-            yield f"{light} ONNX Runtime (other model)", \
-                lambda m=model: prepare_encoder(m, "onnx", threads), False
+            if light.startswith("resnet"):  # EfficientNet-Lite: export > 6 min here
+                yield f"{light} ONNX Runtime (other model)", \
+                    lambda m=model: prepare_encoder(m, "onnx", threads), False
 
 
 def timed(encoder: nn.Module, batch: torch.Tensor) -> float:

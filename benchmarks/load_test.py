@@ -119,6 +119,17 @@ async def closed_loop(client: Client, concurrency: int, seconds: float) -> list[
     return outcomes
 
 
+async def warm_up(client: Client, limit_s: float = 600.0) -> None:
+    """Until a first complete ranking (the encoder's cold start: loading and exporting it)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if (await client.send("good", 0)).status == 200:
+            await closed_loop(client, 2, 3)
+            return
+        await asyncio.sleep(1)
+    raise SystemExit(f"no complete ranking within {limit_s:.0f} s of start-up")
+
+
 async def open_loop(client: Client, rate: float, seconds: float, bad_share: float,
                     max_requests: int) -> tuple[list[Outcome], float]:
     """Poisson arrivals at `rate`/s for `seconds` (at most `max_requests`); waits for all."""
@@ -180,7 +191,7 @@ def print_rss(before: dict[str, float], after: dict[str, float]) -> None:
 async def drive(url: str, records: list[dict], args: argparse.Namespace) -> bool:
     client = Client(url, records, args.deadline_s)
     try:
-        await closed_loop(client, 2, 5)  # warm-up: encoder export, shard caches
+        await warm_up(client)
         before = replica_rss()
         print("| ramp concurrency | complete rankings/s | p50 / p99 / max ms | refused |")
         print("|---|---|---|---|")
@@ -192,6 +203,8 @@ async def drive(url: str, records: list[dict], args: argparse.Namespace) -> bool
             rate = max(rate, throughput)
             print(f"| {concurrency} | {throughput:.1f} | {percentiles(ranked)} | "
                   f"{sum(o.status != 200 for o in outcomes)} |", flush=True)
+        if rate == 0:
+            raise SystemExit("no complete ranking during the ramp: nothing to overload")
         target = args.overload * rate
         print(f"\nsustainable rate {rate:.1f}/s; overload {target:.1f}/s for "
               f"{args.duration:.0f} s, "
