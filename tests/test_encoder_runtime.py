@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from shoematch.crisp.model import CrispEncoder
-from shoematch.crisp.runtime import prepare_encoder
+from shoematch.crisp.runtime import cached_export, prepare_encoder, weights_digest
 from shoematch.index.encoding import query_cells
 
 
@@ -43,3 +43,13 @@ def test_query_cells_through_onnx_match_eager(model):
 def test_unknown_runtime_is_refused_by_name(model):
     with pytest.raises(ValueError, match="tensorrt"):
         prepare_encoder(model, "tensorrt")  # type: ignore[arg-type]
+
+
+def test_onnx_export_is_cached_by_weights(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOEMATCH_ONNX_CACHE", str(tmp_path))
+    first = cached_export(model, (64, 128))
+    (path,) = tmp_path.iterdir()
+    assert path.read_bytes() == first and path.name.endswith(".onnx")
+    assert cached_export(model, (64, 128)) == first  # read back, not exported again
+    other = CrispEncoder(arch="resnet18", embed_dim=8).eval()  # other weights, other entry
+    assert weights_digest(other) != weights_digest(model)

@@ -14,7 +14,10 @@ index's `query_cells`, the evaluation and re-indexing use it unchanged.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
+import os
+import tempfile
 import warnings
 from typing import Literal
 
@@ -69,7 +72,7 @@ class OnnxEncoder(nn.Module):
         super().__init__()
         import onnxruntime as ort
 
-        self.onnx_bytes = export_onnx(model.eval(), example_hw)
+        self.onnx_bytes = cached_export(model.eval(), example_hw)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -99,6 +102,34 @@ def export_onnx(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     program.save(buffer)
     return buffer.getvalue()
+
+
+def weights_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def cached_export(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
+    """`export_onnx`, kept on local disk under the weights' digest: an export takes tens of
+    seconds on a busy CPU, and every replica (or restart) of the same model on a node needs
+    the same graph. Written to a temporary name and renamed, so a reader never sees a part."""
+    folder = os.environ.get("SHOEMATCH_ONNX_CACHE",
+                            os.path.join(tempfile.gettempdir(), "shoematch-onnx"))
+    path = os.path.join(folder, f"{type(model).__name__}-{weights_digest(model)}.onnx")
+    if os.path.exists(path):
+        with open(path, "rb") as cached:
+            return cached.read()
+    data = export_onnx(model, example_hw)
+    os.makedirs(folder, exist_ok=True)
+    partial = f"{path}.{os.getpid()}.part"
+    with open(partial, "wb") as out:
+        out.write(data)
+    os.replace(partial, path)
+    return data
 
 
 def prepare_encoder(model: nn.Module, runtime: Runtime = DEFAULT_RUNTIME, threads: int = 1,
