@@ -47,6 +47,7 @@ class Outcome:
     seconds: float
     retry_after: bool
     complete: bool
+    timings: dict | None = None  # the answer's timings_ms (complete rankings only)
 
     @property
     def lost(self) -> bool:
@@ -101,9 +102,10 @@ class Client:
         except (httpx.TimeoutException, httpx.TransportError):
             return Outcome(kind, None, time.perf_counter() - started, False, False)
         seconds = time.perf_counter() - started
-        complete = response.status_code == 200 and len(response.json()["results"]) == K
+        body = response.json() if response.status_code == 200 else {}
+        complete = len(body.get("results", [])) == K
         return Outcome(kind, response.status_code, seconds,
-                       "retry-after" in response.headers, complete)
+                       "retry-after" in response.headers, complete, body.get("timings_ms"))
 
 
 async def closed_loop(client: Client, concurrency: int, seconds: float) -> list[Outcome]:
@@ -157,6 +159,15 @@ def percentiles(seconds: list[float]) -> str:
     return " / ".join(f"{np.percentile(ms, q):.0f}" for q in (50, 99)) + f" / {ms.max():.0f}"
 
 
+def time_split(outcomes: list[Outcome]) -> str:
+    """Median server-side ms per stage of the complete rankings: where the latency goes."""
+    timed = [o.timings for o in outcomes if o.timings]
+    if not timed:
+        return "no complete ranking"
+    stages = ("decode", "admission", "encode", "search", "total")
+    return ", ".join(f"{stage} {np.median([t[stage] for t in timed]):.0f}" for stage in stages)
+
+
 def report(outcomes: list[Outcome], sent_for: float) -> bool:
     print("| requests | count | status counts | p50 / p99 / max ms |")
     print("|---|---|---|---|")
@@ -171,6 +182,7 @@ def report(outcomes: list[Outcome], sent_for: float) -> bool:
             print(f"| good, complete ranking | {len(ranked)} | 200 | {percentiles(ranked)} |")
             print(f"| good, refused (Retry-After) | {len(refused)} | 503/429 | "
                   f"{percentiles(refused)} |")
+    print(f"server time split of the complete rankings (ms, median): {time_split(outcomes)}")
     lost = [o for o in outcomes if o.lost]
     ok = sum(o.status == 200 for o in outcomes)
     print(f"sent {len(outcomes)} in {sent_for:.1f} s ({len(outcomes) / sent_for:.1f}/s); "
@@ -193,8 +205,9 @@ async def drive(url: str, records: list[dict], args: argparse.Namespace) -> bool
     try:
         await warm_up(client)
         before = replica_rss()
-        print("| ramp concurrency | complete rankings/s | p50 / p99 / max ms | refused |")
-        print("|---|---|---|---|")
+        print("| ramp concurrency | complete rankings/s | p50 / p99 / max ms | refused | "
+              "server ms, median: stage split |")
+        print("|---|---|---|---|---|")
         rate = 0.0
         for concurrency in (1, 2, 4, 8):
             outcomes = await closed_loop(client, concurrency, args.ramp_s)
@@ -202,7 +215,8 @@ async def drive(url: str, records: list[dict], args: argparse.Namespace) -> bool
             throughput = len(ranked) / args.ramp_s
             rate = max(rate, throughput)
             print(f"| {concurrency} | {throughput:.1f} | {percentiles(ranked)} | "
-                  f"{sum(o.status != 200 for o in outcomes)} |", flush=True)
+                  f"{sum(o.status != 200 for o in outcomes)} | {time_split(outcomes)} |",
+                  flush=True)
         if rate == 0:
             raise SystemExit("no complete ranking during the ramp: nothing to overload")
         target = args.overload * rate
@@ -229,6 +243,8 @@ def main() -> None:
     parser.add_argument("--bad-share", type=float, default=0.1)
     parser.add_argument("--deadline-s", type=float, default=30.0)
     parser.add_argument("--max-requests", type=int, default=4000)
+    parser.add_argument("--encoder-threads", type=int, default=1)
+    parser.add_argument("--encoder-runtime", default="onnx")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "load_test"))
     args = parser.parse_args()
     data = synthetic_db(os.path.join(args.work, "data"), args.models)
@@ -247,6 +263,8 @@ def main() -> None:
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"index": index, "slots": 2, "encoder_max_replicas": 1,
                          "max_upload_bytes": UPLOAD_LIMIT,
+                         "encoder_threads": args.encoder_threads,
+                         "encoder_runtime": args.encoder_runtime,
                          "request_timeout_s": args.deadline_s * 0.6}),
               name="load", route_prefix="/", blocking=False)
     records = list(open_dataset(f"{data}/queries").iter_records())
