@@ -27,18 +27,16 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import pyarrow.compute as pc
 import torch
 from torch import nn
 
-from benchmarks.common import REPO
+from benchmarks.common import REPO, class_rows
 from shoematch.crisp.config import CrispTrainConfig
-from shoematch.crisp.data import AugmentPairs, collect_group, label_column
+from shoematch.crisp.data import AugmentPairs
 from shoematch.crisp.model import CrispEncoder
 from shoematch.crisp.runtime import DEFAULT_RUNTIME, prepare_encoder
 from shoematch.crisp.training import make_optimizer, train_steps
 from shoematch.data.dataset import open_dataset
-from shoematch.data.schema import REFERENCE_KIND
 from shoematch.retrieval.evaluation import evaluate_encoder
 
 CANVAS = (192, 384)
@@ -130,12 +128,7 @@ def speed_table(args: argparse.Namespace) -> str:
 def local_batches(refdb: str, config: CrispTrainConfig) -> Callable[[int], Iterator[dict]]:
     """CriSp's paired, augmented batches in process (what the Ray Data pipeline feeds DDP):
     one row per class, shuffled each epoch, decoded and augmented by `AugmentPairs`."""
-    field = label_column(config.data.label)
-    table = open_dataset(refdb, REFERENCE_KIND).read_table(
-        ["split", field, "depth", "print", "mask"])
-    table = table.filter(pc.equal(table["split"], config.data.train_split))
-    rows = [collect_group(table.filter(pc.equal(table[field], label)), field)
-            for label in sorted(set(table[field].to_pylist()))]
+    rows = class_rows(refdb, config.data.label, config.data.train_split)
     augment = AugmentPairs(config.aug, seed=config.optim.seed)
     rng = np.random.default_rng(config.optim.seed)
 
