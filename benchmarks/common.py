@@ -29,3 +29,21 @@ def random_encoder(out: str, arch: str = "resnet50", embed_dim: int = 128) -> st
     config = CrispEncoderConfig(arch=arch, embed_dim=embed_dim)
     save_encoder(out, CrispEncoder(**config.model_dump()), config, {"note": "random, benchmark"})
     return out
+
+
+def class_rows(refdb: str, label: str = "pattern", split: str = "train") -> list:
+    """CriSp's training rows built in process, one pyarrow row per class holding all its
+    instances' images (what the training pipeline's Ray Data groupby makes), for benchmarks
+    that time what comes after it."""
+    import pyarrow.compute as pc
+
+    from shoematch.crisp.data import collect_group, label_column
+    from shoematch.data.dataset import open_dataset
+    from shoematch.data.schema import REFERENCE_KIND
+
+    field = label_column(label)
+    table = open_dataset(refdb, REFERENCE_KIND).read_table(
+        ["split", field, "depth", "print", "mask"])
+    table = table.filter(pc.equal(table["split"], split))
+    return [collect_group(table.filter(pc.equal(table[field], value)), field)
+            for value in sorted(set(table[field].to_pylist()))]

@@ -38,7 +38,8 @@ def build_app(args: dict) -> Application:
                             "max_replicas": settings.encoder_max_replicas,
                             "target_ongoing_requests": settings.encoder_batch_size},
         ray_actor_options={"num_cpus": settings.encoder_cpus, "runtime_env": runtime_env},
-    ).bind(1, settings.encoder_batch_size, settings.encoder_batch_wait_s)
+    ).bind(settings.encoder_threads, settings.encoder_batch_size, settings.encoder_batch_wait_s,
+           settings.encoder_runtime)
     shards = [IndexShard.options(
         name=f"IndexShard{slot}",
         ray_actor_options={"num_cpus": settings.shard_cpus, "runtime_env": runtime_env},

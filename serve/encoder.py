@@ -1,5 +1,9 @@
 """The query-encoder deployment: batched (`@serve.batch`) CriSp encoding of uploaded prints.
 
+Concurrent requests to a replica are encoded in one forward pass (`@serve.batch`), by the runtime
+the settings name (`encoder_runtime`, default ONNX Runtime on CPU; eager PyTorch on a GPU), see
+`shoematch/crisp/runtime.py`.
+
 Requests name the encoder of the index version they search, so a reload to an index built with
 another model switches encoders in step; the last two encoders stay loaded.
 
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 from ray import serve
 
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, Runtime, prepare_encoder
 from shoematch.crisp.store import load_encoder
 from shoematch.dense.matcher import DenseConfig, DenseMatcher
 from shoematch.errors import QueryError
@@ -27,8 +32,12 @@ KEEP_MODELS = 2
 
 @serve.deployment(max_ongoing_requests=32)
 class QueryEncoder:
-    def __init__(self, threads: int = 1, batch_size: int = 8, batch_wait_s: float = 0.005) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 8, batch_wait_s: float = 0.005,
+                 runtime: Runtime = DEFAULT_RUNTIME) -> None:
         torch.set_num_threads(threads)
+        self.threads = threads
+        self.runtime = runtime
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.models: dict[str, torch.nn.Module] = {}
         self.matchers: dict[str, DenseMatcher] = {}
         self.encode.set_max_batch_size(batch_size)
@@ -38,7 +47,8 @@ class QueryEncoder:
         if uri not in self.models:
             if len(self.models) >= KEEP_MODELS:
                 self.models.pop(next(iter(self.models)))
-            self.models[uri] = load_encoder(uri).model.eval()
+            self.models[uri] = prepare_encoder(load_encoder(uri).model, self.runtime,
+                                               self.threads, self.device)
         return self.models[uri]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
@@ -58,7 +68,8 @@ class QueryEncoder:
             prints = np.stack([requests[i][1] for i in items])
             masks = np.stack([requests[i][2] for i in items])
             model = await asyncio.to_thread(self._model, uri)
-            cells, visible = await asyncio.to_thread(query_cells, model, prints, masks)
+            cells, visible = await asyncio.to_thread(query_cells, model, prints, masks,
+                                                     self.device)
             for j, i in enumerate(items):
                 results[i] = (cells[j].numpy(), visible[j].numpy())
         return results

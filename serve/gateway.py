@@ -16,10 +16,11 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException
 
 from serve import rerank as dense
-from serve.guard import RequestGuard
+from serve.guard import Admission, Overloaded, RequestGuard, retry_after
 from serve.schemas import (
     AttributeValues,
     DescriptorScores,
@@ -73,8 +74,13 @@ class MissingCapability(ShoematchError):
     """The index (or the service) lacks what the route needs: not an outage, a 409."""
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _retry_after_s() -> float:
+    settings = RequestGuard.settings
+    return settings.retry_after_s if settings is not None else 1.0
 
 
 @api.exception_handler(QueryError)
@@ -92,7 +98,12 @@ async def _conflict(_request: Request, exc: MissingCapability) -> JSONResponse:
 @api.exception_handler(StorageError)
 @api.exception_handler(ShardUnavailable)
 async def _unavailable(_request: Request, exc: ShoematchError) -> JSONResponse:
-    return _error(503, str(exc))
+    return _error(503, str(exc), retry_after(_retry_after_s()))
+
+
+@api.exception_handler(Overloaded)
+async def _overloaded(_request: Request, exc: Overloaded) -> JSONResponse:
+    return _error(503, str(exc), retry_after(exc.retry_after_s))
 
 
 @api.exception_handler(HTTPException)
@@ -182,6 +193,8 @@ class Gateway:
         self.calibrators: dict[str, TopTenCalibrator | None] = {}
         self.inflight: Counter[str] = Counter()
         self.reload_lock = asyncio.Lock()
+        self.admission = Admission(self.settings.max_inflight, self.settings.admission_wait_s,
+                                   self.settings.request_timeout_s, self.settings.retry_after_s)
         current = read_current(self.settings.index)
         self.version = current
         if current is not None:
@@ -323,14 +336,18 @@ class Gateway:
     async def descriptors(self, print_image: Annotated[UploadFile, File(alias="print")]) -> dict:
         """NFRC descriptor scores (and labels above each descriptor's threshold) of a print."""
         image = await asyncio.to_thread(decode_any_print, await _read_upload(print_image))
-        return await self.labels.descriptors.remote(self._label_model("descriptor"), image)
+        model = self._label_model("descriptor")
+        async with self.admission.slot():
+            return await self.labels.descriptors.remote(model, image)
 
     @api.post("/v1/attributes", response_model=AttributeValues,
               responses=errors(400, 401, 409, 413, 503))
     async def attributes(self, photo: Annotated[UploadFile, File()]) -> dict:
         """Attribute values (brand, category, …) with scores for a sole photo."""
         image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
-        return await self.labels.attributes.remote(self._label_model("attribute"), image)
+        model = self._label_model("attribute")
+        async with self.admission.slot():
+            return await self.labels.attributes.remote(model, image)
 
     @api.post("/v1/search/photo", response_model=PhotoSearchResult,
               responses=errors(400, 401, 409, 413, 503))
@@ -347,9 +364,10 @@ class Gateway:
         parsed = parse_filters(filters, set(manifest.attribute_values))
         image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
         model = self._label_model("attribute")
-        features = await self.labels.photo_features.remote(model, image)
-        matches = await self._merged("search_photo", manifest.version, features[None], k,
-                                     parsed.model_dump())
+        async with self.admission.slot():
+            features = await self.labels.photo_features.remote(model, image)
+            matches = await self._merged("search_photo", manifest.version, features[None], k,
+                                         parsed.model_dump())
         return {"index_version": manifest.version, "model_uri": model,
                 "k": k, "filters": parsed.model_dump(),
                 "results": [{"rank": rank, "model_id": m.model, **_public(m)}
@@ -400,25 +418,28 @@ class Gateway:
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         parsed = parse_filters(filters, set(manifest.attribute_values))
         model_uri = self.settings.model or manifest.model_uri
-        encoding = self.encoder.encode.remote((model_uri, image, visible))
-        variants: list = []
-        if rerank:
-            (cells, visible_cells), variants = await asyncio.gather(
-                encoding, dense.probe_variants(self.encoder, manifest, image, visible))
-        else:
-            cells, visible_cells = await encoding
-        encoded = time.perf_counter()
-        answers = await self._answers("search", version, cells[None], max(k, rerank, TOP),
-                                      parsed.model_dump())
-        matches = self._top_k(answers, max(k, rerank, TOP))
-        confidence = self._confidence(version, answers, matches)
-        z_of = {m.model: z for m, z in zip(matches, confidence["z"], strict=True)}
-        matches = matches[:max(k, rerank)]
-        searched = time.perf_counter()
-        ranked = await dense.rerank_matches(self._ask, len(self.shards), manifest, matches,
-                                            variants, rerank) if rerank else \
-            [(m, None) for m in matches]
-        done = time.perf_counter()
+        async with self.admission.slot():
+            admitted = time.perf_counter()
+            encoding = self.encoder.encode.remote((model_uri, image, visible))
+            variants: list = []
+            if rerank:
+                (cells, visible_cells), variants = await asyncio.gather(
+                    encoding, dense.probe_variants(self.encoder, manifest, image, visible))
+            else:
+                cells, visible_cells = await encoding
+            encoded = time.perf_counter()
+            wanted = max(k, rerank, TOP)  # the top 10 at least: the calibrator's evidence
+            answers = await self._answers("search", version, cells[None], wanted,
+                                          parsed.model_dump())
+            matches = self._top_k(answers, wanted)
+            confidence = self._confidence(version, answers, matches)
+            z_of = {m.model: z for m, z in zip(matches, confidence["z"], strict=True)}
+            matches = matches[:max(k, rerank)]
+            searched = time.perf_counter()
+            ranked = await dense.rerank_matches(self._ask, len(self.shards), manifest, matches,
+                                                variants, rerank) if rerank else \
+                [(m, None) for m in matches]
+            done = time.perf_counter()
         return {
             "index_version": version,
             "model_uri": model_uri,
@@ -432,11 +453,17 @@ class Gateway:
             "results": [{"rank": rank, "model_id": m.model, **_public(m), "z": z_of[m.model],
                          **({"dense_score": dense.dense_field(score)} if rerank else {})}
                         for rank, (m, score) in enumerate(ranked[:k], start=1)],
-            "timings_ms": {"encode": round((encoded - started) * 1e3, 2),
+            "timings_ms": {"admission": round((admitted - started) * 1e3, 2),
+                           "encode": round((encoded - admitted) * 1e3, 2),
                            "search": round((searched - encoded) * 1e3, 2),
                            "rerank": round((done - searched) * 1e3, 2)},
         }
 
 
-GatewayDeployment = serve.deployment(name="Gateway", max_ongoing_requests=64)(
-    serve.ingress(api)(Gateway))
+# The gateway answers overload itself (`Admission`: 503, the API's error body, Retry-After), so
+# it takes many requests at once; Serve's own queue limit is only the backstop behind it (its
+# 503 carries Retry-After too, but Serve's plain-text body).
+GatewayDeployment = serve.deployment(
+    name="Gateway", max_ongoing_requests=256, max_queued_requests=512,
+    backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
+)(serve.ingress(api)(Gateway))

@@ -1,4 +1,5 @@
-"""The ingress's first line: bearer-token auth and the upload size limit, before any body is read.
+"""The ingress's first line: bearer-token auth and the upload size limit, before any body is read;
+and admission control for the expensive stage (encoding and search), after a request validated.
 
 A plain ASGI middleware rather than FastAPI's `@middleware("http")`, because the limit has to
 count the bytes of a body as they arrive: a chunked request (no Content-Length) is answered 413
@@ -7,7 +8,11 @@ the moment it passes the limit and the rest is never read, authenticated or not.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -16,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serve.settings import ServeSettings
 from serve.workbench import PUBLIC_PATHS, PUBLIC_PREFIXES
 from shoematch.cases.users import Users
+from shoematch.errors import ShoematchError
 
 OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc",
                         "/openapi.json", *PUBLIC_PATHS})
@@ -36,6 +42,61 @@ def caller(settings: ServeSettings, users: Users, path: str, header: str | None
 def too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"request body exceeds the upload limit of {limit} bytes"},
                         status_code=413)
+
+
+class Overloaded(ShoematchError):
+    """The service is at capacity (or a request ran past its deadline): answered 503 with
+    `Retry-After`, never queued without bound."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The `Retry-After` header: whole seconds, at least 1 (RFC 9110 delay-seconds)."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class Admission:
+    """At most `limit` requests of one gateway replica in the expensive stage at once.
+
+    Work past the limit would only queue in front of the encoder and the shards, so every
+    admitted request would get slower and nothing would finish sooner: a request that finds no
+    slot within `wait_s` is refused at once (503 + Retry-After) and the client comes back later.
+    An admitted request that is not done within `deadline_s` is refused the same way, so no
+    request hangs. Validation and decoding happen before admission: bad input gets its 4xx
+    however busy the service is."""
+
+    def __init__(self, limit: int, wait_s: float, deadline_s: float, retry_after_s: float
+                 ) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self.deadline_s = deadline_s
+        self.retry_after_s = retry_after_s
+        self.slots = asyncio.Semaphore(limit)
+        self.admitted = 0
+        self.refused = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self.slots.acquire()
+        except TimeoutError:
+            self.refused += 1
+            raise Overloaded(f"over capacity: {self.limit} requests are being served and no "
+                             f"slot freed within {self.wait_s:g} s; retry later",
+                             self.retry_after_s) from None
+        self.admitted += 1
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                yield
+        except TimeoutError:
+            raise Overloaded(f"not answered within the {self.deadline_s:g} s request deadline; "
+                             "retry later", self.retry_after_s) from None
+        finally:
+            self.slots.release()
 
 
 class RequestGuard:

@@ -29,8 +29,9 @@ class _Method:
 class _Encoder:
     """The encoder with batches of one (`serve.batch` needs a replica to gather them)."""
 
-    def __init__(self) -> None:
-        self.encoder = QueryEncoder.func_or_class()
+    def __init__(self, settings: dict) -> None:
+        self.encoder = QueryEncoder.func_or_class(settings["encoder_threads"], 1, 0.0,
+                                                  settings["encoder_runtime"])
 
     async def encode(self, request: tuple):
         return (await self.encoder.encode_batch([request]))[0]
@@ -49,7 +50,7 @@ class LocalHandle:
 def local_api(settings: dict) -> tuple[FastAPI, Gateway]:
     """The FastAPI app, served by a Gateway built here (one encoder, `slots` shards)."""
     body = ServeSettings.model_validate(settings).model_dump()
-    gateway = Gateway(LocalHandle(_Encoder()),
+    gateway = Gateway(LocalHandle(_Encoder(body)),
                       [LocalHandle(IndexShard.func_or_class(body, slot))
                        for slot in range(body["slots"])],
                       LocalHandle(LabelModels.func_or_class()), body)

@@ -78,6 +78,7 @@ CONFIDENT = "p_top10 ≥ the calibrator's threshold; false: 'no confident match'
 
 class SearchTimings(BaseModel):
     decode: float
+    admission: float = Field(description="waiting for a free slot (admission control)")
     encode: float
     search: float
     rerank: float
@@ -142,10 +143,15 @@ _DESCRIPTIONS = {
     404: "no such case, query, upload, image or reference",
     409: "the index (or service) lacks what this route needs",
     413: "the request body exceeds max_upload_bytes",
-    503: "no index loaded, storage unreachable, or a shard slot did not answer",
+    503: "over capacity (retry after `Retry-After` seconds), no index loaded, storage "
+         "unreachable, or a shard slot did not answer",
 }
+_HEADERS = {503: {"Retry-After": {"description": "seconds to wait before retrying",
+                                  "schema": {"type": "integer", "minimum": 1}}}}
 
 
 def errors(*codes: int) -> dict[int | str, dict]:
     """`responses=` of a route: each listed status with the one error body shape."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code],
+                   **({"headers": _HEADERS[code]} if code in _HEADERS else {})}
+            for code in codes}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shoematch.config import StrictModel
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, Runtime
 from shoematch.index.reader import MAX_K
 
 
@@ -25,6 +26,19 @@ class ServeSettings(StrictModel):
     encoder_batch_size: int = Field(8, ge=1)
     encoder_batch_wait_s: float = Field(0.005, ge=0)
     encoder_cpus: float = Field(0.5, gt=0)
+    encoder_threads: int = Field(1, ge=1, description="intra-op threads per encoder replica")
+    encoder_runtime: Runtime = Field(
+        DEFAULT_RUNTIME, description="how the query encoder runs on CPU: onnx (ONNX Runtime, "
+                                     "the fastest measured), eager, channels_last or compile; "
+                                     "a GPU replica runs eagerly on the GPU")
+    max_inflight: int = Field(
+        8, ge=1, description="requests one gateway replica encodes and searches at once; more "
+                             "wait up to admission_wait_s, then get 503 with Retry-After")
+    admission_wait_s: float = Field(0.5, ge=0, description="longest wait for a free slot")
+    request_timeout_s: float = Field(
+        45.0, gt=0, description="deadline of an admitted request's encoding and search (503 "
+                                "with Retry-After past it)")
+    retry_after_s: float = Field(1.0, gt=0, description="Retry-After of every 503")
     shard_cpus: float = Field(0.5, gt=0)
     gateway_cpus: float = Field(0.25, gt=0)
     labels_cpus: float = Field(0.1, gt=0, description="descriptor/attribute model replica")

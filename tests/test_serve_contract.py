@@ -26,8 +26,10 @@ EXAMPLES = 20
 
 @pytest.fixture(scope="module")
 def api_schema(tiny_index):
+    # Eager encoder: the contract is about shapes, and the ONNX export of a first search (tests
+    # of its own: test_encoder_runtime.py) could outlast schemathesis' 10 s read timeout.
     app, _ = local_api({"index": tiny_index, "slots": 2, "max_upload_bytes": 1_000_000,
-                        "token_env": "SHOEMATCH_CONTRACT_TEST_TOKEN"})
+                        "token_env": "SHOEMATCH_CONTRACT_TEST_TOKEN", "encoder_runtime": "eager"})
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -1,0 +1,149 @@
+"""How a loaded CriSp encoder runs at inference: the same weights, different execution engines.
+
+The query encoder is a conv net at 192×384 with a stride-2 stem and no max-pool, so almost all of
+its time is in convolutions. `torch.ao`'s dynamic int8 quantisation rewrites Linear (and RNN)
+layers only, so it leaves this network as it is; what does help on CPU is a runtime that fuses
+conv + batch-norm + ReLU and plans memory once: ONNX Runtime (`benchmarks/bench_encoder.py`
+measures each option against eager PyTorch in one run). Every runtime here is exact to float32
+rounding (the benchmark prints the largest difference), so rankings do not change.
+
+Each runtime is an `nn.Module` taking and returning tensors like the encoder itself, so the
+index's `query_cells`, the evaluation and re-indexing use it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+Runtime = Literal["eager", "channels_last", "onnx", "compile"]
+RUNTIMES: tuple[Runtime, ...] = ("eager", "channels_last", "onnx", "compile")
+DEFAULT_RUNTIME: Runtime = "onnx"  # the fastest on CPU in benchmarks/bench_encoder.py
+
+
+class EagerEncoder(nn.Module):
+    """The model as trained, under `torch.inference_mode` (no autograd bookkeeping)."""
+
+    def __init__(self, model: nn.Module, channels_last: bool = False) -> None:
+        super().__init__()
+        self.channels_last = channels_last
+        # A copy: converting the layout in place would change the caller's model too.
+        self.model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last) \
+            if channels_last else model.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model(x).contiguous()
+
+
+class CompiledEncoder(nn.Module):
+    """`torch.compile` (inductor); the first call of each input shape compiles (minutes on CPU)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.compiled = torch.compile(self.model, dynamic=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.compiled(x)
+
+
+class OnnxEncoder(nn.Module):
+    """The encoder exported to ONNX (torch.export-based exporter) and run by ONNX Runtime on CPU.
+
+    Batch, height and width are dynamic axes, so one export serves any batch on any canvas.
+    `threads` is ONNX Runtime's intra-op pool; spinning is off so an idle encoder does not take
+    CPU from the shard replicas beside it."""
+
+    def __init__(self, model: nn.Module, threads: int = 1,
+                 example_hw: tuple[int, int] = (192, 384)) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        self.onnx_bytes = cached_export(model.eval(), example_hw)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(self.onnx_bytes, options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        (out,) = self.session.run(None, {self.input_name: array})
+        return torch.from_numpy(out).to(x.device)
+
+
+def export_onnx(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
+    """ONNX bytes of `model` with dynamic batch, height and width."""
+    height, width = example_hw
+    example = torch.zeros(2, 2, height, width)
+    dims = {0: torch.export.Dim("batch", min=1, max=1024),
+            2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
+                                    input_names=["x"], output_names=["features"],
+                                    dynamic_shapes={"x": dims})
+    buffer = io.BytesIO()
+    program.save(buffer)
+    return buffer.getvalue()
+
+
+def weights_digest(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def cached_export(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
+    """`export_onnx`, kept on local disk under the weights' digest: an export takes tens of
+    seconds on a busy CPU, and every replica (or restart) of the same model on a node needs
+    the same graph. Written to a temporary name and renamed, so a reader never sees a part."""
+    folder = os.environ.get("SHOEMATCH_ONNX_CACHE",
+                            os.path.join(tempfile.gettempdir(), "shoematch-onnx"))
+    path = os.path.join(folder, f"{type(model).__name__}-{weights_digest(model)}.onnx")
+    if os.path.exists(path):
+        with open(path, "rb") as cached:
+            return cached.read()
+    data = export_onnx(model, example_hw)
+    os.makedirs(folder, exist_ok=True)
+    partial = f"{path}.{os.getpid()}.part"
+    with open(partial, "wb") as out:
+        out.write(data)
+    os.replace(partial, path)
+    return data
+
+
+def prepare_encoder(model: nn.Module, runtime: Runtime = DEFAULT_RUNTIME, threads: int = 1,
+                    device: torch.device | str = "cpu") -> nn.Module:
+    """`model` ready to encode on `device` with `runtime`. On a GPU the model runs eagerly on it
+    (the ONNX Runtime package installed here is the CPU build)."""
+    device = torch.device(device)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"encoder runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    model = model.eval().to(device)
+    if device.type != "cpu" or runtime == "eager":
+        return EagerEncoder(model)
+    if runtime == "channels_last":
+        return EagerEncoder(model, channels_last=True)
+    if runtime == "compile":
+        return CompiledEncoder(model)
+    return OnnxEncoder(model, threads)

@@ -1,0 +1,55 @@
+"""The query encoder's runtimes (`shoematch.crisp.runtime`) give the eager model's features to
+float32 rounding, on any batch size and canvas (ONNX export with dynamic axes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shoematch.crisp.model import CrispEncoder
+from shoematch.crisp.runtime import cached_export, prepare_encoder, weights_digest
+from shoematch.index.encoding import query_cells
+
+
+@pytest.fixture(scope="module")
+def model() -> CrispEncoder:
+    torch.manual_seed(0)
+    return CrispEncoder(arch="resnet18", embed_dim=8).eval()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "channels_last"])
+def test_runtime_matches_eager(model, runtime):
+    fast = prepare_encoder(model, runtime, threads=1)
+    for shape in [(1, 2, 64, 128), (5, 2, 64, 128), (2, 2, 96, 160)]:
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+        with torch.no_grad():
+            expected = model(x)
+        got = fast(x)
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_query_cells_through_onnx_match_eager(model):
+    rng = np.random.default_rng(0)
+    prints = rng.integers(0, 256, (3, 64, 128), dtype=np.uint8)
+    masks = rng.random((3, 64, 128)) > 0.5
+    cells, visible = query_cells(model, prints, masks)
+    fast_cells, fast_visible = query_cells(prepare_encoder(model, "onnx"), prints, masks)
+    assert torch.equal(visible, fast_visible)
+    assert torch.allclose(cells, fast_cells, atol=1e-5)
+
+
+def test_unknown_runtime_is_refused_by_name(model):
+    with pytest.raises(ValueError, match="tensorrt"):
+        prepare_encoder(model, "tensorrt")  # type: ignore[arg-type]
+
+
+def test_onnx_export_is_cached_by_weights(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOEMATCH_ONNX_CACHE", str(tmp_path))
+    first = cached_export(model, (64, 128))
+    (path,) = tmp_path.iterdir()
+    assert path.read_bytes() == first and path.name.endswith(".onnx")
+    assert cached_export(model, (64, 128)) == first  # read back, not exported again
+    other = CrispEncoder(arch="resnet18", embed_dim=8).eval()  # other weights, other entry
+    assert weights_digest(other) != weights_digest(model)
