@@ -53,3 +53,12 @@ def test_onnx_export_is_cached_by_weights(model, tmp_path, monkeypatch):
     assert cached_export(model, (64, 128)) == first  # read back, not exported again
     other = CrispEncoder(arch="resnet18", embed_dim=8).eval()  # other weights, other entry
     assert weights_digest(other) != weights_digest(model)
+
+
+def test_efficientnet_bodies_run_eagerly_under_the_onnx_runtime() -> None:
+    """Their size-dependent "same" padding defeats a dynamic-shape export: no export is tried."""
+    from shoematch.crisp.model import CrispEncoder
+    from shoematch.crisp.runtime import EagerEncoder, prepare_encoder
+
+    model = CrispEncoder("efficientnet_lite0", embed_dim=8)
+    assert isinstance(prepare_encoder(model, "onnx"), EagerEncoder)

@@ -25,6 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from shoematch.log import get_logger
+from shoematch.models.efficientnet_lite import SameConv2d
+
+log = get_logger(__name__)
+
 Runtime = Literal["eager", "channels_last", "onnx", "compile"]
 RUNTIMES: tuple[Runtime, ...] = ("eager", "channels_last", "onnx", "compile")
 DEFAULT_RUNTIME: Runtime = "onnx"  # the fastest on CPU in benchmarks/bench_encoder.py
@@ -146,4 +151,9 @@ def prepare_encoder(model: nn.Module, runtime: Runtime = DEFAULT_RUNTIME, thread
         return EagerEncoder(model, channels_last=True)
     if runtime == "compile":
         return CompiledEncoder(model)
+    if any(isinstance(module, SameConv2d) for module in model.modules()):
+        # EfficientNet's "same" padding depends on each input's size: the exporter did not
+        # finish a dynamic-shape export of one in 400 s (benchmarks/bench_encoder.py).
+        log.info("EfficientNet body: ONNX export is not practical, running eagerly")
+        return EagerEncoder(model)
     return OnnxEncoder(model, threads)
