@@ -19,7 +19,7 @@ from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
 from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.search import PhotoSearcher, SearchStats, ShardSearcher
-from shoematch.index.shard_io import read_shard
+from shoematch.index.shard_io import read_shard, release_pages
 from shoematch.log import get_logger
 from shoematch.storage import Store, open_store
 
@@ -51,7 +51,7 @@ class Match:
 class LoadedShard:
     def __init__(self, entry: ShardEntry, store: Store, order_offset: int,
                  grid: tuple[int, int]) -> None:
-        data = read_shard(store, entry)
+        data = read_shard(store, entry, mmap_cells=True)
         self.entry = entry
         self.grid = grid
         meta = data.metadata
@@ -60,6 +60,7 @@ class LoadedShard:
                          "descriptor_source", "attribute_source")}
         self.searcher = ShardSearcher(data.cells, meta.column("model_id").to_pylist(),
                                       order_offset)
+        release_pages(data.cells)  # the int8 copy is built: the truth goes back to disk
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
         self.dense = data.dense  # [n, C, h, w] float16, or None
@@ -70,8 +71,12 @@ class LoadedShard:
         allowed = [self.filters.mask(f) for f in filters]
         hits = self.searcher.search(queries, k, None if all(a is None for a in allowed)
                                     else allowed, stats)
-        return [[self._match(queries[b], hit) for hit in shard_hits]
-                for b, shard_hits in enumerate(hits)]
+        matches = []
+        for b, shard_hits in enumerate(hits):
+            cells = self.searcher.cell_scores(queries[b], [hit.row for hit in shard_hits])
+            matches.append([self._match(hit, cells[i].reshape(self.grid))
+                            for i, hit in enumerate(shard_hits)])
+        return matches
 
     def search_photos(self, features: torch.Tensor, k: int,
                       filters: Sequence[SearchFilters]) -> list[list[Match]]:
@@ -79,12 +84,11 @@ class LoadedShard:
             return [[] for _ in range(features.shape[0])]
         allowed = [self.filters.mask(f) for f in filters]
         hits = self.photos.search(features, k, allowed)
-        return [[self._match(None, hit) for hit in shard_hits] for shard_hits in hits]
+        return [[self._match(hit, np.zeros(self.grid)) for hit in shard_hits]
+                for shard_hits in hits]
 
-    def _match(self, query: torch.Tensor | None, hit) -> Match:
+    def _match(self, hit, cells: np.ndarray) -> Match:
         row = hit.row
-        cells = np.zeros(self.grid) if query is None else \
-            self.searcher.cell_scores(query, row).reshape(self.grid)
         return Match(
             model=hit.model, score=hit.score, order=hit.order,
             instance_id=self.columns["instance_id"][row],

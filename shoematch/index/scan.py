@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 256  # references per parallel work item: a cell's codes for a block stay in L1
+BLOCK = 2048  # references per work item: long sequential runs per cell, partials stay in L2
 
 
 @njit(parallel=True, cache=True, fastmath=True)
