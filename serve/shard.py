@@ -9,8 +9,11 @@ missed a reload, still answers correctly instead of mixing versions.
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import numpy as np
+import ray
 import torch
 from ray import serve
 
@@ -63,11 +66,14 @@ class IndexShard:
         index = await self._index(version)
         parsed = [SearchFilters.model_validate(f) for f in filters]
         stats = SearchStats()
+        started = time.perf_counter()
         matches = await asyncio.to_thread(index.search, queries, k, parsed, stats)
         return {"slot": self.slot, "version": version,
                 "hits": [[m.to_dict() for m in per_query] for per_query in matches],
                 "moments": [[m.count, m.total, m.squares] for m in stats.moments],
-                "exact_scored": stats.exact_scored}
+                "exact_scored": stats.exact_scored, "truth_rows": stats.truth_rows,
+                "timings_ms": {"scan": stats.scan_s * 1e3, "exact": stats.exact_s * 1e3,
+                               "shard": (time.perf_counter() - started) * 1e3}}
 
     async def dense_scores(self, version: str, candidates: list[tuple[str, str]],
                            variants: list[tuple[np.ndarray, np.ndarray]],
@@ -87,7 +93,19 @@ class IndexShard:
                 "hits": [[m.to_dict() for m in per_query] for per_query in matches]}
 
     async def info(self) -> dict:
-        return {"slot": self.slot, "versions": {
-            v: {"shards": [s.entry.id for s in index.shards],
-                "references": sum(len(s.searcher) for s in index.shards)}
-            for v, index in self.indexes.items()}}
+        """What this replica holds, where it runs, and its memory (RSS: resident set)."""
+        return {"slot": self.slot, "node": ray.get_runtime_context().get_node_id(),
+                "rss_bytes": resident_set_bytes(), "versions": {
+                    v: {"shards": [s.entry.id for s in index.shards],
+                        "references": sum(len(s.searcher) for s in index.shards),
+                        "scan_bytes": sum(s.searcher.resident_bytes for s in index.shards)}
+                    for v, index in self.indexes.items()}}
+
+
+def resident_set_bytes() -> int:
+    """This process's resident memory now (Linux /proc; 0 where it is not available)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0

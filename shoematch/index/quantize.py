@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 INT8_MAX = 127
@@ -55,8 +56,9 @@ def _rounded_up_norms(values: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(values, dim=-1) * BOUND_SLACK + BOUND_EPS
 
 
-def quantize_cells(cells: torch.Tensor, chunk: int = 4096) -> QuantizedCells:
-    """Quantise reference cells [S, n, C] (any float dtype) to int8, one scale per cell.
+def quantize_cells(cells: torch.Tensor | np.ndarray, chunk: int = 4096) -> QuantizedCells:
+    """Quantise reference cells [S, n, C] (any float dtype; a memory-mapped array too) to int8,
+    one scale per cell.
 
     Works in chunks of references so a float32 copy of a whole shard is never materialised.
     """
@@ -67,7 +69,8 @@ def quantize_cells(cells: torch.Tensor, chunk: int = 4096) -> QuantizedCells:
     max_norm = 0.0
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
-        values = cells[:, start:stop].float()  # [S, m, C]
+        values = torch.from_numpy(np.asarray(cells[:, start:stop], dtype=np.float32)) \
+            if isinstance(cells, np.ndarray) else cells[:, start:stop].float()  # [S, m, C]
         chunk_codes, chunk_scales = _codes(values, values.abs().amax(dim=-1), INT8_MAX)
         codes[:, start:stop] = chunk_codes.to(torch.int8)
         scales[:, start:stop] = chunk_scales

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
 from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.search import PhotoSearcher, SearchStats, ShardSearcher
-from shoematch.index.shard_io import read_shard
+from shoematch.index.shard_io import read_shard, release_pages
 from shoematch.log import get_logger
 from shoematch.storage import Store, open_store
 
@@ -50,27 +51,37 @@ class Match:
 class LoadedShard:
     def __init__(self, entry: ShardEntry, store: Store, order_offset: int,
                  grid: tuple[int, int]) -> None:
-        data = read_shard(store, entry)
+        data = read_shard(store, entry, mmap_cells=True)
         self.entry = entry
         self.grid = grid
         meta = data.metadata
-        self.columns = {name: meta.column(name).to_pylist() for name in
-                        ("instance_id", "pattern_id", "descriptors", "attributes",
-                         "descriptor_source", "attribute_source")}
+        # Kept as Arrow columns (a few bytes per reference), not Python objects (~3 KB each):
+        # only the k hits of a query are ever turned into Python values.
+        self.metadata = meta.select(["instance_id", "pattern_id", "descriptors", "attributes",
+                                     "descriptor_source", "attribute_source"]).combine_chunks()
         self.searcher = ShardSearcher(data.cells, meta.column("model_id").to_pylist(),
                                       order_offset)
+        release_pages(data.cells)  # the int8 copy is built: the truth goes back to disk
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
         self.dense = data.dense  # [n, C, h, w] float16, or None
-        self.rows = {iid: i for i, iid in enumerate(self.columns["instance_id"])}
+
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        """Row of each instance id (dense re-ranking only, so built on first use)."""
+        return {iid: i for i, iid in enumerate(self.metadata.column("instance_id").to_pylist())}
 
     def search(self, queries: torch.Tensor, k: int, filters: Sequence[SearchFilters],
                stats: SearchStats | None = None) -> list[list[Match]]:
         allowed = [self.filters.mask(f) for f in filters]
         hits = self.searcher.search(queries, k, None if all(a is None for a in allowed)
                                     else allowed, stats)
-        return [[self._match(queries[b], hit) for hit in shard_hits]
-                for b, shard_hits in enumerate(hits)]
+        matches = []
+        for b, shard_hits in enumerate(hits):
+            cells = self.searcher.cell_scores(queries[b], [hit.row for hit in shard_hits])
+            matches.append([self._match(hit, cells[i].reshape(self.grid))
+                            for i, hit in enumerate(shard_hits)])
+        return matches
 
     def search_photos(self, features: torch.Tensor, k: int,
                       filters: Sequence[SearchFilters]) -> list[list[Match]]:
@@ -78,20 +89,22 @@ class LoadedShard:
             return [[] for _ in range(features.shape[0])]
         allowed = [self.filters.mask(f) for f in filters]
         hits = self.photos.search(features, k, allowed)
-        return [[self._match(None, hit) for hit in shard_hits] for shard_hits in hits]
+        return [[self._match(hit, np.zeros(self.grid)) for hit in shard_hits]
+                for shard_hits in hits]
 
-    def _match(self, query: torch.Tensor | None, hit) -> Match:
+    def _value(self, column: str, row: int):
+        return self.metadata.column(column)[row].as_py()
+
+    def _match(self, hit, cells: np.ndarray) -> Match:
         row = hit.row
-        cells = np.zeros(self.grid) if query is None else \
-            self.searcher.cell_scores(query, row).reshape(self.grid)
         return Match(
             model=hit.model, score=hit.score, order=hit.order,
-            instance_id=self.columns["instance_id"][row],
-            pattern_id=self.columns["pattern_id"][row],
-            descriptors=list(self.columns["descriptors"][row] or []),
-            attributes=dict(self.columns["attributes"][row] or []),
-            descriptor_source=self.columns["descriptor_source"][row],
-            attribute_source=self.columns["attribute_source"][row],
+            instance_id=self._value("instance_id", row),
+            pattern_id=self._value("pattern_id", row),
+            descriptors=list(self._value("descriptors", row) or []),
+            attributes=dict(self._value("attributes", row) or []),
+            descriptor_source=self._value("descriptor_source", row),
+            attribute_source=self._value("attribute_source", row),
             shard=self.entry.id,
             cell_scores=np.round(cells, 4).tolist(),
         )

@@ -4,7 +4,10 @@ Streams each reference's codes once per visible cell (int8 codes × int16 query,
 byte read) and, in the same pass, sums the per-cell scale and error terms, so nothing else of
 the shard is read. Why not oneDNN's int8 product (`torch._int_mm`): for one query column it runs
 far below memory bandwidth, and on CPUs without VNNI it is ~100× slower still; batches gain
-little from sharing the read when each query is already bandwidth-bound.
+little from sharing the read when each query is already bandwidth-bound. Measured limit: from
+L3 it runs at 13–23 GB/s on 2 cores, from DRAM at 3–4.5 GB/s against 8–14 GB/s for a plain
+sum: each 128-byte row costs ~25 instructions (widen, multiply-add, reduce), so fewer loads are
+in flight than in a sum; blocks of 2048 references (long runs per cell) gave ~1.5× over 256.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 256  # references per parallel work item: a cell's codes for a block stay in L1
+BLOCK = 2048  # references per work item: long sequential runs per cell, partials stay in L2
 
 
 @njit(parallel=True, cache=True, fastmath=True)

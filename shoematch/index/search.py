@@ -14,6 +14,7 @@ read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,8 +42,15 @@ class ShardHit:
 
 @dataclass
 class SearchStats:
-    scanned_cells: int = 0
-    exact_scored: int = 0
+    """What one or more searches read, and where their time went (summed over queries)."""
+
+    scanned_cells: int = 0  # visible cells scanned
+    scan_bytes: int = 0  # int8 codes + per-cell scales and error bounds the scan read
+    exact_scored: int = 0  # references scored exactly
+    truth_rows: int = 0  # (reference, cell) rows of the stored truth read: the page-ins
+    truth_bytes: int = 0
+    scan_s: float = 0.0
+    exact_s: float = 0.0  # candidate selection, exact scores and per-model dedup
     # Per query: the scan's score estimates over every allowed reference (all shards searched
     # with these stats), the distribution an examiner's standardised scores refer to.
     moments: list[GalleryMoments] = field(default_factory=list)
@@ -54,19 +62,28 @@ class SearchStats:
 
 
 class ShardSearcher:
-    """Searchable form of one shard's reference cells; built once, queried many times."""
+    """Searchable form of one shard's reference cells; built once, queried many times.
+
+    Only the scan's int8 copy (codes, per-cell scales, error bounds) and the model codes live in
+    RAM; `cells`, the truth, may be a memory-mapped array: it is read once to build the int8
+    copy, then only for the rows the exact pass scores and the hits' per-cell evidence.
+    """
 
     def __init__(self, cells: np.ndarray | torch.Tensor, models: Sequence[str],
                  order_offset: int = 0) -> None:
-        self.cells = torch.as_tensor(cells)  # [S, n, C], float16 or float32
-        if self.cells.dim() != 3 or self.cells.shape[1] != len(models):
+        self.cells = cells.numpy() if isinstance(cells, torch.Tensor) else cells  # [S, n, C]
+        if self.cells.ndim != 3 or self.cells.shape[1] != len(models):
             raise ValueError(f"cells {tuple(self.cells.shape)} must be [cells, {len(models)}, "
                              "channels]")
-        self.quantized = quantize_cells(self.cells)
+        quant = quantize_cells(self.cells)
+        self.codes = quant.codes.numpy()
+        self.scales = quant.scales.numpy()
+        self.errors = quant.errors.numpy()
+        self.max_norm = quant.max_norm
         self.model_names, codes = np.unique(np.asarray(models, dtype=object).astype(str),
                                             return_inverse=True)
-        self.model_codes = codes.astype(np.int64)
-        self.order = np.arange(len(models), dtype=np.int64) + order_offset
+        self.model_codes = codes.astype(np.int32)
+        self.order_offset = order_offset
 
     def __len__(self) -> int:
         return self.cells.shape[1]
@@ -75,6 +92,12 @@ class ShardSearcher:
     def grid_cells(self) -> int:
         return self.cells.shape[0]
 
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes this searcher keeps in RAM (the truth excluded: it may be memory-mapped)."""
+        return self.codes.nbytes + self.scales.nbytes + self.errors.nbytes + \
+            self.model_codes.nbytes
+
     def score_bounds(self, query: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Estimates [n] of every reference's score for one query [S, C], rigorous error bounds
         [n] (|true − estimate| ≤ bound), and the cells the query can see.
@@ -82,59 +105,92 @@ class ShardSearcher:
         With r = a·k + e (‖e‖ ≤ E) and q = b·m + f: q·r − a·b·(m·k) = q·e + a·(f·k), and
         |a·(f·k)| ≤ ‖f‖·(‖r‖ + E), so the bound per cell is E·(‖q‖ + ‖f‖) + ‖f‖·max‖r‖.
         """
-        quant = self.quantized
         coded = quantize_query(query)
         visible = (coded.norms > 0).nonzero().flatten().tolist()
         cells = torch.tensor(visible, dtype=torch.long)
         weights = coded.norms[cells] + coded.residual_norms[cells]
-        estimate, bound = scan_int8(quant.codes.numpy(), quant.scales.numpy(),
-                                    quant.errors.numpy(), visible, coded.codes[cells].numpy(),
-                                    weights.numpy())
+        estimate, bound = scan_int8(self.codes, self.scales, self.errors, visible,
+                                    coded.codes[cells].numpy(), weights.numpy())
         estimate *= coded.scale
-        bound += quant.max_norm * float(coded.residual_norms[cells].sum()) + ACCUMULATION_SLACK
+        bound += self.max_norm * float(coded.residual_norms[cells].sum()) + ACCUMULATION_SLACK
         return estimate, bound, visible
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:
-        """Exact float32 scores of `rows` for one query [S, C]: only visible cells are read."""
-        index = torch.as_tensor(rows)
-        total = torch.zeros(len(rows), dtype=torch.float32)
+        """Exact float32 scores of `rows` (ascending) for one query [S, C]: only the visible
+        cells of those rows are read from the truth."""
+        values = query.float().numpy()
+        total = np.zeros(len(rows), dtype=np.float32)
         for cell in visible:
-            total += self.cells[cell].index_select(0, index).float() @ query[cell].float()
-        return total.numpy()
+            total += np.asarray(self.cells[cell, rows], dtype=np.float32) @ values[cell]
+        return total
 
-    def cell_scores(self, query: torch.Tensor, row: int) -> np.ndarray:
-        """Per-cell similarity q_s · d_s [S] of one reference row: where the match comes from."""
-        return (self.cells[:, row].float() * query.float()).sum(-1).numpy()
+    def cell_scores(self, query: torch.Tensor, rows: Sequence[int]) -> np.ndarray:
+        """Per-cell similarity q_s · d_s [len(rows), S] of reference rows: where a match comes
+        from. Cells the query cannot see score 0 and are not read."""
+        values = query.float().numpy()
+        visible = np.flatnonzero(np.abs(values).sum(-1) > 0)
+        scores = np.zeros((len(rows), self.grid_cells), dtype=np.float32)
+        if len(rows) and len(visible):
+            picked = np.asarray(self.cells[np.ix_(visible, np.asarray(rows))], np.float32)
+            scores[:, visible] = np.einsum("vrc,vc->rv", picked, values[visible])
+        return scores
 
     def search(self, queries: torch.Tensor, k: int,
                allowed: Sequence[np.ndarray | None] | None = None,
                stats: SearchStats | None = None) -> list[list[ShardHit]]:
         """Top-`k` unique models per query; `allowed[b]` (bool [n]) filters references."""
-        if queries.dim() != 3 or queries.shape[1:] != (self.grid_cells, self.cells.shape[2]):
+        if queries.dim() != 3 or tuple(queries.shape[1:]) != (self.grid_cells,
+                                                               self.cells.shape[2]):
             raise ValueError(f"queries {tuple(queries.shape)} do not fit cells "
                              f"{tuple(self.cells.shape)}")
         if len(self) == 0:
             return [[] for _ in range(queries.shape[0])]
+        stats = stats if stats is not None else SearchStats()
         results = []
         for b in range(queries.shape[0]):
+            started = time.perf_counter()
             estimate, bound, cells = self.score_bounds(queries[b])
-            if stats is not None:
-                stats.scanned_cells += len(cells)
+            scanned = time.perf_counter()
+            stats.scanned_cells += len(cells)
+            stats.scan_bytes += len(cells) * len(self) * (self.codes.shape[2] + 8)
+            stats.scan_s += scanned - started
             upper, lower = estimate + bound, estimate - bound
             mask = None if allowed is None else allowed[b]
             if mask is not None:
                 upper = np.where(mask, upper, -np.inf)
                 lower = np.where(mask, lower, -np.inf)
-            if stats is not None:
-                stats.add_moments(b, estimate if mask is None else estimate[mask])
-            rows = self._candidates(upper, lower, k)
-            if stats is not None:
-                stats.exact_scored += len(rows)
-            exact = self.exact_scores(queries[b], rows, cells) if cells else \
-                np.zeros(len(rows), dtype=np.float32)
-            results.append(self._best_per_model(rows, exact, k))
+            stats.add_moments(b, estimate if mask is None else estimate[mask])
+            results.append(self._exact_top(queries[b], upper, lower, k, cells, stats))
+            stats.exact_s += time.perf_counter() - scanned
         return results
+
+    def _exact_top(self, query: torch.Tensor, upper: np.ndarray, lower: np.ndarray, k: int,
+                   cells: list[int], stats: SearchStats) -> list[ShardHit]:
+        """Score candidates exactly in descending upper bound until none left can beat the k-th
+        best model found so far (θ); ties with θ are scored, as they may win on order."""
+        queue = self._candidates(upper, lower, k)
+        queue = queue[np.argsort(-upper[queue], kind="stable")]
+        rows, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        theta, done, step = -np.inf, 0, max(MIN_CANDIDATES, 2 * k)
+        while done < len(queue) and upper[queue[done]] >= theta:
+            batch = np.sort(queue[done:done + step])
+            batch = batch[upper[batch] >= theta]
+            done += step
+            step *= 2
+            exact = self.exact_scores(query, batch, cells) if cells else \
+                np.zeros(len(batch), dtype=np.float32)
+            stats.exact_scored += len(batch)
+            stats.truth_rows += len(batch) * len(cells)
+            stats.truth_bytes += len(batch) * len(cells) * self.cells.shape[2] * \
+                self.cells.itemsize
+            rows, scores = np.concatenate([rows, batch]), np.concatenate([scores, exact])
+            best = best_per_model(rows, scores, self.model_codes, self.model_names,
+                                  self.order_offset, k)
+            if len(best) == k:
+                theta = best[-1].score
+        return best_per_model(rows, scores, self.model_codes, self.model_names,
+                              self.order_offset, k)
 
     def _candidates(self, upper: np.ndarray, lower: np.ndarray, k: int) -> np.ndarray:
         """References that can still be some model's best among the top k.
@@ -159,18 +215,15 @@ class ShardSearcher:
                 return np.flatnonzero(np.isfinite(upper))
             take = min(valid, 2 * take)
 
-    def _best_per_model(self, rows: np.ndarray, exact: np.ndarray, k: int) -> list[ShardHit]:
-        return best_per_model(rows, exact, self.model_codes, self.model_names, self.order, k)
-
 
 def best_per_model(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
-                   model_names: np.ndarray, order: np.ndarray, k: int) -> list[ShardHit]:
+                   model_names: np.ndarray, order_offset: int, k: int) -> list[ShardHit]:
     """The first `k` unique models of `rows` by descending score (ties: lower order)."""
-    ranked = np.lexsort((order[rows], -scores.astype(np.float64)))
+    ranked = np.lexsort((rows, -scores.astype(np.float64)))
     _, first = np.unique(model_codes[rows[ranked]], return_index=True)
     keep = ranked[np.sort(first)][:k]
     return [ShardHit(str(model_names[model_codes[rows[i]]]), float(scores[i]), int(rows[i]),
-                     int(order[rows[i]])) for i in keep]
+                     order_offset + int(rows[i])) for i in keep]
 
 
 class PhotoSearcher:
@@ -194,5 +247,5 @@ class PhotoSearcher:
                 has_photo & allowed[b]
             rows = np.flatnonzero(keep)
             results.append(best_per_model(rows, scores[rows, b], self.shard.model_codes,
-                                          self.shard.model_names, self.shard.order, k))
+                                          self.shard.model_names, self.shard.order_offset, k))
         return results

@@ -1,9 +1,15 @@
-"""Writing and reading one index shard: cell-major embeddings (.npy) plus Parquet metadata."""
+"""Writing and reading one index shard: cell-major embeddings (.npy) plus Parquet metadata.
+
+A shard on local storage can be opened with its embeddings memory-mapped (`read_shard(...,
+mmap=True)`): the search keeps only its int8 copy in RAM and reads the float16 truth page by page
+for the few rows it scores exactly; `release_pages` drops the pages the int8 copy was built from.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +26,7 @@ from shoematch.index.layout import (
     ShardEntry,
     shard_dir,
 )
-from shoematch.storage import Store
+from shoematch.storage import Store, is_s3
 
 METADATA_SCHEMA = pa.schema([
     pa.field("instance_id", pa.string(), nullable=False),
@@ -92,10 +98,41 @@ def _verified(store: Store, rel: str, sha256: str) -> bytes:
     return data
 
 
-def read_shard(store: Store, entry: ShardEntry) -> ShardData:
-    """Load and verify one shard (checksums from the manifest)."""
-    cells = np.load(io.BytesIO(_verified(store, f"{entry.path}/{EMBEDDINGS_FILE}",
-                                         entry.embeddings_sha256)), allow_pickle=False)
+def _mapped(store: Store, rel: str, sha256: str) -> np.ndarray:
+    """A local .npy file memory-mapped read-only, after a streamed checksum (no copy in RAM)."""
+    path = store.path(rel)
+    try:
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if digest != sha256:
+            raise SearchIndexError(f"{store.child_uri(rel)}: checksum mismatch (corrupt or "
+                                   "overwritten shard)")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except OSError as exc:
+        raise SearchIndexError(f"{store.child_uri(rel)}: cannot map ({exc})") from exc
+
+
+def release_pages(array: np.ndarray) -> bool:
+    """Unmap the resident pages of a memory-mapped array from this process (they stay in the page
+    cache; later reads fault them back in). False if `array` is not memory-mapped."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if not isinstance(base, mmap.mmap):
+        return False
+    base.madvise(mmap.MADV_DONTNEED)
+    return True
+
+
+def read_shard(store: Store, entry: ShardEntry, mmap_cells: bool = False) -> ShardData:
+    """Load and verify one shard (checksums from the manifest). With `mmap_cells` and local
+    storage, the embeddings are memory-mapped instead of read into RAM."""
+    rel = f"{entry.path}/{EMBEDDINGS_FILE}"
+    if mmap_cells and not is_s3(store.uri):
+        cells = _mapped(store, rel, entry.embeddings_sha256)
+    else:
+        cells = np.load(io.BytesIO(_verified(store, rel, entry.embeddings_sha256)),
+                        allow_pickle=False)
     metadata = pq.read_table(io.BytesIO(_verified(store, f"{entry.path}/{METADATA_FILE}",
                                                   entry.metadata_sha256)))
     if cells.ndim != 3 or not cells.shape[1] == metadata.num_rows == entry.rows:
