@@ -16,10 +16,12 @@ from tests.conftest import REPO
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU fallback is what this checks")
 def test_gpu_check_runs_every_step_in_tiny_cpu_mode(tmp_path):
-    env = {**os.environ, "SHOEMATCH_VENV": os.path.dirname(os.path.dirname(sys.executable))}
+    # The 8-minute limit is for a GPU loan; a shared 2-core CI machine gets more time.
+    env = {**os.environ, "SHOEMATCH_VENV": os.path.dirname(os.path.dirname(sys.executable)),
+           "GPU_CHECK_LIMIT_S": "900"}
     result = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--tiny", "--work",
                              str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=540)
+                            timeout=960)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")][2:]
     steps = [line.split(" | ")[0][2:] for line in table]

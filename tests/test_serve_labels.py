@@ -69,9 +69,8 @@ def test_reindex_fills_missing_labels_and_says_so(labelled_index):
     index = SearchIndex.load(root)
     by_id = {r["instance_id"]: r for r in records}
     for shard in index.shards:
-        for iid, source, codes in zip(shard.columns["instance_id"],
-                                      shard.columns["descriptor_source"],
-                                      shard.columns["descriptors"], strict=True):
+        columns = shard.metadata.select(["instance_id", "descriptor_source", "descriptors"])
+        for iid, source, codes in zip(*(c.to_pylist() for c in columns.columns), strict=True):
             if by_id[iid]["descriptors"]:  # given labels win
                 assert source == "label" and list(codes) == list(by_id[iid]["descriptors"])
             else:

@@ -137,7 +137,7 @@ def common_code(root: str) -> str:
 
     counts: Counter[str] = Counter()
     for shard in SearchIndex.load(root).shards:
-        for codes in shard.columns["descriptors"]:
+        for codes in shard.metadata.column("descriptors").to_pylist():
             counts.update(codes or [])
     return counts.most_common(1)[0][0]
 
