@@ -8,6 +8,7 @@ from PIL import Image
 
 from benchmarks.fid300 import evaluate_dense
 from benchmarks.fid300_data import load_fid
+from benchmarks.fid300_variants import fused_row, z_scores
 from shoematch.dense.matcher import DenseConfig
 
 
@@ -41,3 +42,14 @@ def test_dense_rows_on_an_fid_layout_folder(tmp_path) -> None:
     assert row["bytes_per_reference"] == int(gallery.maps[0].numel()) * 2
     again = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))  # ingested once, reused
     assert again.refdb == data.refdb
+
+
+def test_fusing_two_resolutions_ranks_by_summed_per_probe_z_scores(tmp_path) -> None:
+    make_fid_folder(tmp_path / "src", count=4)
+    data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
+    _, coarse, *_ = evaluate_dense(data, DenseConfig(block=2))
+    _, fine, *_ = evaluate_dense(data, DenseConfig(block=2, px_per_cm=13.0))
+    row = fused_row(data, [coarse, fine])
+    assert row["ranks"] == [1] * 4 and row["hit@1"] == 100.0
+    z = z_scores(np.array([[1.0, 2.0, 3.0, -np.inf]]))
+    assert np.isneginf(z[0, 3]) and np.allclose(z[0, :3], [-1.2247449, 0.0, 1.2247449])
