@@ -211,8 +211,8 @@ def test_training_pairs_mask_follows_the_augmentation():
             "depth": np.array([[None, None], [None]], dtype=object),
             "mask": np.array([[sole, sole], [sole]], dtype=object)}
     cfg = {"p_quads": 1.0, "p_erasure": 1.0}
-    follows = AugmentPairs(cfg, seed=0, device="cpu")(rows)
-    clean = AugmentPairs({**cfg, "mask_follows": False}, seed=0, device="cpu")(rows)
+    follows = AugmentPairs({**cfg, "mask_follows": True}, seed=0, device="cpu")(rows)
+    clean = AugmentPairs(cfg, seed=0, device="cpu")(rows)  # the default: the print's own mask
     assert (clean["mask_a"] == 255).all()  # the clean sole mask passed through
     assert torch.equal(torch.from_numpy(follows["print_a"]), torch.from_numpy(clean["print_a"]))
     hidden = follows["mask_a"] == 0
