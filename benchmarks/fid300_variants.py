@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks.fid300 import COLUMNS, evaluate_dense
 from benchmarks.fid300_data import FidData, load_fid
+from shoematch.dense.calibration import z_scores
 from shoematch.dense.matcher import DenseConfig
 from shoematch.dense.ranking import cmc_percent, pessimistic_rank
 
@@ -34,18 +35,11 @@ ROWS = {
 FUSED = (("default (no variants)", "6.7 px/cm"), ("default (no variants)", "13 px/cm"))
 
 
-def z_scores(per_probe: np.ndarray) -> np.ndarray:
-    """Each probe's model scores against its own distribution (-inf stays last)."""
-    finite = np.where(np.isfinite(per_probe), per_probe, np.nan)
-    mean = np.nanmean(finite, axis=1, keepdims=True)
-    std = np.nanstd(finite, axis=1, keepdims=True)
-    return np.nan_to_num((finite - mean) / np.maximum(std, 1e-12), nan=-np.inf)
-
-
-def fused_row(data: FidData, scored: list[np.ndarray]) -> dict:
+def fused_row(data: FidData, scored: list[list[np.ndarray]]) -> dict:
+    """Ranks by the sum over rows of each probe's per-model z-scores (a fixed rule, no weights)."""
     models = list(dict.fromkeys(data.reference_models))
     index = {model: i for i, model in enumerate(models)}
-    total = sum(z_scores(np.stack(per_probe)) for per_probe in scored)
+    total = sum(np.stack([z_scores(scores) for scores in per_probe]) for per_probe in scored)
     ranks = [min(pessimistic_rank(total[i], index[t]) for t in probe.targets if t in index)
              for i, probe in enumerate(data.probes)]
     return {**cmc_percent(ranks, len(models)), "ranks": ranks}

@@ -8,7 +8,8 @@ from PIL import Image
 
 from benchmarks.fid300 import evaluate_dense
 from benchmarks.fid300_data import load_fid
-from benchmarks.fid300_variants import fused_row, z_scores
+from benchmarks.fid300_variants import fused_row
+from shoematch.dense.calibration import z_scores
 from shoematch.dense.matcher import DenseConfig
 
 
