@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.fid300_channels import learned_rows
 from benchmarks.fid300_data import FidData, load_fid
 from benchmarks.fid300_train import train_crisp_encoder, train_matcher_weights
 from shoematch.crisp.store import load_encoder
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%s: %s", name, config.model_dump_json())
         rows[name], scored[name], *matchers[name] = evaluate_dense(data, config)
     dense_best = max(matchers, key=lambda name: (rows[name]["top1%"], rows[name]["top5%"]))
+    log.info("channel weights and fusion fitted by folds over the probes, on '%s'", dense_best)
+    rows.update(learned_rows(data, *matchers[dense_best], dense_best.split(",")[0], args.out))
     rows.update(evaluate_crisp(data, crisp_dir, *matchers[dense_best]))
     best = max(rows, key=lambda name: (rows[name]["top1%"], rows[name]["top5%"]))
     calibration = calibration_table(scored[dense_best], rows[dense_best]["ranks"])

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from benchmarks.fid300 import COLUMNS, evaluate_dense
+from benchmarks.fid300_channels import SECOND_RESOLUTION
 from benchmarks.fid300_data import FidData, load_fid
 from shoematch.dense.calibration import z_scores
 from shoematch.dense.matcher import DenseConfig
@@ -30,7 +31,7 @@ ROWS = {
     "rotations ±10°": DenseConfig(rotations=(-10.0, 0.0, 10.0), probe_grid=(30, 54)),
     "scales ±7 %": DenseConfig(scales=(0.93, 1.0, 1.07), probe_grid=(30, 54)),
     "6.7 px/cm": DenseConfig(px_per_cm=20 / 3, probe_grid=(18, 34)),
-    "13 px/cm": DenseConfig(px_per_cm=13.0, probe_grid=(32, 62)),
+    "13 px/cm": DenseConfig(**SECOND_RESOLUTION),
 }
 FUSED = (("default (no variants)", "6.7 px/cm"), ("default (no variants)", "13 px/cm"))
 

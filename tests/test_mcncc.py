@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from shoematch.dense.mcncc import ReferenceSpectra, mcncc_scores
+from shoematch.dense.mcncc import ReferenceSpectra, channel_evidence, mcncc_scores
 
 
 def direct_mcncc(probe: np.ndarray, mask: np.ndarray, ref: np.ndarray, min_overlap: float
@@ -118,3 +118,34 @@ def test_maps_far_from_zero_keep_their_precision() -> None:
     for i, ref in enumerate(refs):
         expected, _ = direct_mcncc(probe, mask, ref.astype(np.float64), 0.5)
         assert scores[i].item() == pytest.approx(expected, abs=1e-3)
+
+
+def test_channel_evidence_holds_each_channel_at_the_best_translations() -> None:
+    rng = np.random.default_rng(3)
+    refs = rng.random((4, 3, 6, 7)).astype(np.float32)
+    probe = rng.random((3, 4, 5)).astype(np.float32)
+    mask = rng.random((4, 5)) > 0.2
+    spectra = ReferenceSpectra(torch.from_numpy(refs), chunk=3)
+    evidence = channel_evidence(torch.from_numpy(probe), torch.from_numpy(mask), spectra,
+                                top_k=3)
+    scores = mcncc_scores(torch.from_numpy(probe), torch.from_numpy(mask), spectra)
+    assert evidence.shape == (4, 3, 3)
+    # The first kept translation is the best one: its channel mean is the score.
+    assert torch.allclose(evidence[:, 0].mean(dim=-1), scores, atol=1e-5)
+    means = evidence.mean(dim=-1)
+    assert (means[:, :-1] >= means[:, 1:] - 1e-6).all()  # best first
+    # Equal weights through the kernel's weighted path give the same scores.
+    weighted = mcncc_scores(torch.from_numpy(probe), torch.from_numpy(mask), spectra,
+                            channel_weights=torch.full((3,), 2.0))
+    assert torch.allclose(weighted, scores, atol=1e-6)
+
+
+def test_channel_evidence_is_nan_where_no_translation_scores() -> None:
+    refs = torch.rand(2, 2, 3, 3)
+    evidence = channel_evidence(torch.rand(2, 2, 2), torch.zeros(2, 2, dtype=torch.bool),
+                                ReferenceSpectra(refs), top_k=4)
+    assert evidence.shape == (2, 4, 2) and torch.isnan(evidence).all()
+    # A tiny probe on a tiny reference has fewer valid translations than asked: NaN-padded.
+    few = channel_evidence(torch.rand(2, 3, 3), torch.ones(3, 3, dtype=torch.bool),
+                           ReferenceSpectra(refs), top_k=50, min_overlap=1.0)
+    assert torch.isfinite(few[:, 0]).all() and torch.isnan(few[:, 1:]).all()

@@ -72,13 +72,20 @@ class TopTenCalibrator:
         return cls(list(body["coef"]), float(body["intercept"]), float(body["threshold"]))
 
 
+def probe_folds(count: int, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Disjoint folds covering `count` queries, in a seeded random order."""
+    if count < folds:
+        raise QueryError(f"{count} queries cannot be split into {folds} folds")
+    order = np.random.default_rng(seed).permutation(count)
+    return [np.sort(fold) for fold in np.array_split(order, folds)]
+
+
 def cross_validated(features: np.ndarray, hits: np.ndarray, folds: int = 5, seed: int = 0
                     ) -> np.ndarray:
     """Each query's probability from a calibrator fitted on the other folds only."""
-    order = np.random.default_rng(seed).permutation(len(hits))
     out = np.empty(len(hits))
-    for fold in np.array_split(order, folds):
-        train = np.setdiff1d(order, fold)
+    for fold in probe_folds(len(hits), folds, seed):
+        train = np.setdiff1d(np.arange(len(hits)), fold)
         out[fold] = TopTenCalibrator.fit(features[train], hits[train]).probability(features[fold])
     return out
 

@@ -22,9 +22,11 @@ than the reference is compared over the overlap, never required to fit inside.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 EPS = 1e-6
 CACHED_ITEMS = 6  # R and R² spectra at up to three correlation sizes
@@ -109,24 +111,35 @@ def _valid_box(valid: torch.Tensor) -> tuple[slice, slice] | None:
     return (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
 
 
-def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
-                 min_overlap: float = 0.5, return_offsets: bool = False,
-                 channel_weights: torch.Tensor | None = None
-                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """[N] best MCNCC score of `probe` [C, h, w] (visible where `mask` [h, w]) per reference.
+@dataclass
+class _Window:
+    """The probe side of one MCNCC computation: its spectra and window statistics over the box
+    of translations that may score."""
 
-    `channel_weights` [C] (learned, positive) turn the channel mean into a weighted mean.
-    With `return_offsets` also [N, 2] best translations (dy, dx): the reference cell under the
-    probe's top-left cell. A reference with no valid translation scores -inf.
-    """
+    size: tuple[int, int]
+    box: tuple[slice, slice]
+    invalid: torch.Tensor  # [h', w'] translations inside the box that may not score
+    inverse_count: torch.Tensor
+    spec_m: torch.Tensor
+    spec_pm: torch.Tensor
+    mean_p: torch.Tensor
+    var_p: torch.Tensor
+
+
+def _check(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra) -> None:
     if probe.dim() != 3 or mask.shape != probe.shape[-2:]:
         raise ValueError(f"probe must be [C, h, w] with a [h, w] mask, got {tuple(probe.shape)} "
                          f"and {tuple(mask.shape)}")
-    channels, height, width = probe.shape
-    if references.maps.shape[1] != channels:
-        raise ValueError(f"probe has {channels} channels, references "
+    if references.maps.shape[1] != probe.shape[0]:
+        raise ValueError(f"probe has {probe.shape[0]} channels, references "
                          f"{references.maps.shape[1]}")
-    size = fft_size((height, width), references.grid)
+
+
+def _window(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
+            min_overlap: float) -> _Window | None:
+    """Probe-side terms, once per probe, inside the box only (None: no translation may score)."""
+    _check(probe, mask, references)
+    size = fft_size(tuple(probe.shape[-2:]), references.grid)
     visible = mask.to(probe.dtype).float()
     masked = probe.float() * visible
     # Correlation = convolution with the probe flipped in both axes.
@@ -139,39 +152,90 @@ def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceS
     valid = count >= max(min_overlap * area, 1.0)
     box = _valid_box(valid)
     if box is None:
-        scores = torch.full((len(references),), float("-inf"), device=probe.device)
-        if return_offsets:
-            return scores, torch.zeros((len(references), 2), dtype=torch.long,
-                                       device=probe.device)
-        return scores
-    # Probe-side terms, once per probe, inside the box only.
+        return None
     inverse_count = 1.0 / count[box].clamp_min(1.0)
     sum_p = _correlate(spec_pm, spec_u, size)[:, box[0], box[1]]  # [C, h', w']
     sum_p2 = _correlate(_spectrum((masked * masked).flip(flip), size), spec_u,
                         size)[:, box[0], box[1]]
     mean_p = sum_p * inverse_count
     var_p = (sum_p2 - sum_p * mean_p).clamp_min(0.0)
-    invalid = ~valid[box]
-    weights = None if channel_weights is None else channel_weights / channel_weights.sum()
-    best_scores, best_offsets = [], []
+    return _Window(size, box, ~valid[box], inverse_count, spec_m, spec_pm, mean_p, var_p)
+
+
+def _channel_ncc(window: _Window, references: ReferenceSpectra) -> Iterator[torch.Tensor]:
+    """Per chunk of references: [n, C, h', w'] per-channel NCC at every translation in the box."""
+    size, box = window.size, window.box
     for spec_r, spec_r2 in zip(references.spectra(size), references.squared_spectra(size),
                                strict=True):
-        sum_r = _correlate_rows(spec_m, spec_r, size, box)  # [n, C, h', w']
-        var_r = _correlate_rows(spec_m, spec_r2, size, box)
-        var_r.sub_(sum_r * sum_r * inverse_count).clamp_min_(0.0)  # Σ R² − (Σ R)²/n
-        ncc = _correlate_rows(spec_pm, spec_r, size, box).sub_(sum_r.mul_(mean_p))  # covariance
-        ncc.mul_(var_r.mul_(var_p).add_(EPS).rsqrt_())
-        combined = (ncc.mean(dim=1) if weights is None
-                    else torch.einsum("nchw,c->nhw", ncc, weights))
-        flat = combined.masked_fill_(invalid, float("-inf")).flatten(1)  # [n, h' w']
-        value, index = flat.max(dim=1)
+        sum_r = _correlate_rows(window.spec_m, spec_r, size, box)  # [n, C, h', w']
+        var_r = _correlate_rows(window.spec_m, spec_r2, size, box)
+        var_r.sub_(sum_r * sum_r * window.inverse_count).clamp_min_(0.0)  # Σ R² − (Σ R)²/n
+        ncc = _correlate_rows(window.spec_pm, spec_r, size, box).sub_(
+            sum_r.mul_(window.mean_p))  # covariance
+        yield ncc.mul_(var_r.mul_(window.var_p).add_(EPS).rsqrt_())
+
+
+def _combined(ncc: torch.Tensor, window: _Window, weights: torch.Tensor | None) -> torch.Tensor:
+    """[n, h' w'] channel mean (or weighted mean) per translation, -inf where none may score."""
+    combined = ncc.mean(dim=1) if weights is None else torch.einsum("nchw,c->nhw", ncc, weights)
+    return combined.masked_fill_(window.invalid, float("-inf")).flatten(1)
+
+
+def mcncc_scores(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
+                 min_overlap: float = 0.5, return_offsets: bool = False,
+                 channel_weights: torch.Tensor | None = None
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """[N] best MCNCC score of `probe` [C, h, w] (visible where `mask` [h, w]) per reference.
+
+    `channel_weights` [C] (learned, positive) turn the channel mean into a weighted mean.
+    With `return_offsets` also [N, 2] best translations (dy, dx): the reference cell under the
+    probe's top-left cell. A reference with no valid translation scores -inf.
+    """
+    window = _window(probe, mask, references, min_overlap)
+    if window is None:
+        scores = torch.full((len(references),), float("-inf"), device=probe.device)
+        if return_offsets:
+            return scores, torch.zeros((len(references), 2), dtype=torch.long,
+                                       device=probe.device)
+        return scores
+    weights = None if channel_weights is None else channel_weights / channel_weights.sum()
+    best_scores, best_offsets = [], []
+    for ncc in _channel_ncc(window, references):
+        value, index = _combined(ncc, window, weights).max(dim=1)
         best_scores.append(value)
         best_offsets.append(index)
     scores = torch.cat(best_scores)
     if not return_offsets:
         return scores
     index = torch.cat(best_offsets)
+    height, width = probe.shape[-2:]
+    box = window.box
     box_width = box[1].stop - box[1].start
     offsets = torch.stack([index // box_width + box[0].start - (height - 1),
                            index % box_width + box[1].start - (width - 1)], dim=1)
     return scores, offsets
+
+
+def channel_evidence(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectra,
+                     top_k: int = 8, min_overlap: float = 0.5) -> torch.Tensor:
+    """[N, top_k, C] per-channel NCC at each reference's `top_k` best translations under the
+    plain channel mean (NaN where fewer translations may score).
+
+    Why: fitting channel weights needs each channel's part of the score where the score is
+    made; a weighted mean moves the best translation only among translations that already
+    scored well under the plain mean, so a few of them carry what a fit needs."""
+    channels = probe.shape[0]
+    window = _window(probe, mask, references, min_overlap)
+    if window is None:
+        return torch.full((len(references), top_k, channels), float("nan"),
+                          device=probe.device)
+    out = []
+    for ncc in _channel_ncc(window, references):
+        combined = _combined(ncc, window, None)
+        k = min(top_k, combined.shape[1])
+        value, index = combined.topk(k, dim=1)  # [n, k]
+        picked = torch.gather(ncc.flatten(2), 2, index[:, None, :].expand(-1, channels, -1))
+        picked = picked.transpose(1, 2).masked_fill(~torch.isfinite(value)[..., None],
+                                                    float("nan"))
+        out.append(F.pad(picked, (0, 0, 0, top_k - k), value=float("nan")))
+    return torch.cat(out)
