@@ -19,11 +19,10 @@ import os
 import numpy as np
 
 from benchmarks.fid300 import COLUMNS, evaluate_dense
-from benchmarks.fid300_channels import SECOND_RESOLUTION
+from benchmarks.fid300_channels import FUSED, SECOND_RESOLUTION, combine, target_ranks
 from benchmarks.fid300_data import FidData, load_fid
-from shoematch.dense.calibration import z_scores
 from shoematch.dense.matcher import DenseConfig
-from shoematch.dense.ranking import cmc_percent, pessimistic_rank
+from shoematch.dense.ranking import cmc_percent
 
 ROWS = {
     "default (no variants)": DenseConfig(),
@@ -33,17 +32,14 @@ ROWS = {
     "6.7 px/cm": DenseConfig(px_per_cm=20 / 3, probe_grid=(18, 34)),
     "13 px/cm": DenseConfig(**SECOND_RESOLUTION),
 }
-FUSED = (("default (no variants)", "6.7 px/cm"), ("default (no variants)", "13 px/cm"))
+FUSED_PAIRS = (("default (no variants)", "6.7 px/cm"), ("default (no variants)", "13 px/cm"))
 
 
 def fused_row(data: FidData, scored: list[list[np.ndarray]]) -> dict:
     """Ranks by the sum over rows of each probe's per-model z-scores (a fixed rule, no weights)."""
-    models = list(dict.fromkeys(data.reference_models))
-    index = {model: i for i, model in enumerate(models)}
-    total = sum(np.stack([z_scores(scores) for scores in per_probe]) for per_probe in scored)
-    ranks = [min(pessimistic_rank(total[i], index[t]) for t in probe.targets if t in index)
-             for i, probe in enumerate(data.probes)]
-    return {**cmc_percent(ranks, len(models)), "ranks": ranks}
+    fused = combine({str(i): np.stack(rows) for i, rows in enumerate(scored)}, FUSED)
+    ranks = target_ranks(fused, data, np.arange(len(data.probes))).tolist()
+    return {**cmc_percent(ranks, len(set(data.reference_models))), "ranks": ranks}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         rows[name], scored[name], *_ = evaluate_dense(data, ROWS[name])
         print(f"{name}: " + " ".join(f"{k} {rows[name][k]:.0f}" for k in COLUMNS)
               + f" | {rows[name]['s_per_probe']:.2f} s/probe", flush=True)
-    for pair in FUSED:
+    for pair in FUSED_PAIRS:
         if all(name in scored for name in pair):
             rows[" + ".join(pair) + " (fused)"] = fused_row(data, [scored[n] for n in pair])
     print(f"\nFID-300, {len(data.probes)} probes × {len(data.reference_models)} references")
