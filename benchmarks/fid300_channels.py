@@ -1,11 +1,11 @@
-"""FID-300 rows that learn from labelled probes, honestly: per-channel weights of the dense
-matcher at two resolutions, and the choice between one resolution and both fused, all fitted by
-cross-validation folds over the probes — each probe is scored (exactly, by the matcher) with what
-was fitted on the other folds only.
+"""FID-300 rows that learn from labelled probes, honestly: per-channel weights of two dense
+matchers, and the choice between one of them and both fused, all fitted by cross-validation folds
+over the probes — each probe is scored (exactly, by the matcher) with what was fitted on the other
+folds only.
 
-Why two resolutions: crime-scene prints come at an uncertain scale and their useful detail at
+Why two matchers: crime-scene prints come at an uncertain scale and their useful detail at
 different sizes; summing a probe's per-model z-scores (its scores against its own distribution
-over the gallery) at 10 and 13 px/cm is a fixed rule, no weights. Whether it beats one resolution
+over the gallery) under two feature maps is a fixed rule, no weights. Whether it beats one matcher
 is decided per fold on that fold's training probes, so the figure is that of the procedure, not
 of a rule picked after seeing the table.
 """
@@ -34,8 +34,6 @@ from shoematch.log import get_logger
 
 log = get_logger("benchmarks.fid300_channels")
 
-# The second resolution (its probe grid sized for FID-300's probes at 13 px/cm).
-SECOND_RESOLUTION = {"px_per_cm": 13.0, "probe_grid": (32, 62)}
 FUSED = "fused"
 
 
@@ -91,22 +89,19 @@ def choose_rule(per_resolution: dict[str, np.ndarray], data: FidData, rows: np.n
     return max([*per_resolution, FUSED], key=merit)
 
 
-def learned_rows(data: FidData, matcher: DenseMatcher, gallery: DenseGallery, label: str,
+def learned_rows(data: FidData, pairs: list[tuple[str, DenseMatcher, DenseGallery]],
                  out_dir: str, config: ChannelFitConfig | None = None) -> dict[str, dict]:
-    """The learned rows on top of `matcher` (its resolution and the second one)."""
+    """The learned rows on top of (name, matcher, its gallery) pairs, the first preferred on
+    ties."""
     config = config or ChannelFitConfig()
-    second = DenseMatcher(DenseConfig(**{**matcher.config.model_dump(), **SECOND_RESOLUTION}),
-                          matcher.device)
-    pairs = [(matcher, gallery),
-             (second, second.gallery(data.reference_prints, data.px_per_cm, crop=True))]
-    resolutions = [gather(data, f"{label}, {m.config.px_per_cm:g} px/cm", m, g, config.top_k)
-                   for m, g in pairs]
+    resolutions = [gather(data, name, matcher, gallery, config.top_k)
+                   for name, matcher, gallery in pairs]
     return evaluate_learned(data, resolutions, out_dir, config)
 
 
 def evaluate_learned(data: FidData, resolutions: list[Resolution], out_dir: str,
                      config: ChannelFitConfig) -> dict[str, dict]:
-    """Rows: each resolution with CV channel weights, both fused, and the rule chosen per fold."""
+    """Rows: each matcher with CV channel weights, both fused, and the rule chosen per fold."""
     targets = torch.tensor([[model in probe.targets for model in data.reference_models]
                             for probe in data.probes])
     count, models = len(data.probes), len(set(data.reference_models))
@@ -150,11 +145,17 @@ def evaluate_learned(data: FidData, resolutions: list[Resolution], out_dir: str,
         target_ranks(fused, data, everyone), both_s, bytes_per_reference=sum(nbytes.values()))
     picked = np.stack([combine({k: v[i:i + 1] for k, v in exact.items()}, chosen[i])[0]
                        for i in everyone])
-    rows["one or both resolutions, rule and weights by 5-fold CV"] = row(
+    rows["one or both matchers, rule and weights by 5-fold CV"] = row(
         target_ranks(picked, data, everyone), both_s, bytes_per_reference=sum(nbytes.values()),
         rules_chosen=sorted(set(chosen.tolist())))
     save_weights(resolutions, targets, out_dir, config)
     return rows
+
+
+def weights_file(config: DenseConfig) -> str:
+    """Named by what the weights fit (strict keys refuse another body anyway)."""
+    return (f"channel_weights_{config.backbone}_block{config.block}_"
+            f"{config.px_per_cm:g}px_per_cm.pt")
 
 
 def save_weights(resolutions: list[Resolution], targets: torch.Tensor, out_dir: str,
@@ -166,6 +167,6 @@ def save_weights(resolutions: list[Resolution], targets: torch.Tensor, out_dir: 
         body = getattr(res.matcher.net, "body", None)
         if body is not None:
             weights = fit_channel_weights(res.evidence, targets, config)
-            name = f"channel_weights_{res.matcher.config.px_per_cm:g}px_per_cm.pt"
+            name = weights_file(res.matcher.config)
             torch.save({"body": body.state_dict(), "channel_weights": weights},
                        os.path.join(out_dir, name))

@@ -1,5 +1,6 @@
-"""Which probe variants and resolutions help the dense matcher on FID-300, one row each, beside
-the default (Lite1 block 6, ImageNet, 10 px/cm, the probe as it is).
+"""Which probe variants, resolutions and feature blocks help the dense matcher on FID-300, one row
+each: variants around the earlier default (Lite1 block 6, ImageNet, 10 px/cm, the probe as it is)
+and the blocks and resolutions tried around the current one (Lite1 block 10, 20 px/cm).
 
     python -m benchmarks.fid300_variants --src DIR [--out DIR] [--rows NAME ...] [--probes N]
 
@@ -18,21 +19,27 @@ import os
 
 import numpy as np
 
-from benchmarks.fid300 import COLUMNS, evaluate_dense
-from benchmarks.fid300_channels import FUSED, SECOND_RESOLUTION, combine, target_ranks
+from benchmarks.fid300 import BLOCK6, COLUMNS, evaluate_dense
+from benchmarks.fid300_channels import FUSED, combine, target_ranks
 from benchmarks.fid300_data import FidData, load_fid
 from shoematch.dense.matcher import DenseConfig
 from shoematch.dense.ranking import cmc_percent
 
 ROWS = {
-    "default (no variants)": DenseConfig(),
-    "rotations ±5°": DenseConfig(rotations=(-5.0, 0.0, 5.0), probe_grid=(30, 54)),
-    "rotations ±10°": DenseConfig(rotations=(-10.0, 0.0, 10.0), probe_grid=(30, 54)),
-    "scales ±7 %": DenseConfig(scales=(0.93, 1.0, 1.07), probe_grid=(30, 54)),
-    "6.7 px/cm": DenseConfig(px_per_cm=20 / 3, probe_grid=(18, 34)),
-    "13 px/cm": DenseConfig(**SECOND_RESOLUTION),
+    "block 6, 10 px/cm (no variants)": DenseConfig(**BLOCK6),
+    "rotations ±5°": DenseConfig(**BLOCK6, rotations=(-5.0, 0.0, 5.0), probe_grid=(30, 54)),
+    "rotations ±10°": DenseConfig(**BLOCK6, rotations=(-10.0, 0.0, 10.0), probe_grid=(30, 54)),
+    "scales ±7 %": DenseConfig(**BLOCK6, scales=(0.93, 1.0, 1.07), probe_grid=(30, 54)),
+    "6.7 px/cm": DenseConfig(block=6, px_per_cm=20 / 3, probe_grid=(18, 34)),
+    "13 px/cm": DenseConfig(block=6, px_per_cm=13.0, probe_grid=(32, 62)),
+    "block 10, 20 px/cm (the default)": DenseConfig(),
+    "block 10, 16 px/cm": DenseConfig(px_per_cm=16.0, probe_grid=(20, 40)),
+    "block 10, 24 px/cm": DenseConfig(px_per_cm=24.0, probe_grid=(29, 58)),
+    "block 8, 20 px/cm": DenseConfig(block=8),
+    "block 12, 20 px/cm (112 channels)": DenseConfig(block=12),
 }
-FUSED_PAIRS = (("default (no variants)", "6.7 px/cm"), ("default (no variants)", "13 px/cm"))
+FUSED_PAIRS = (("block 6, 10 px/cm (no variants)", "6.7 px/cm"),
+               ("block 6, 10 px/cm (no variants)", "13 px/cm"))
 
 
 def fused_row(data: FidData, scored: list[list[np.ndarray]]) -> dict:

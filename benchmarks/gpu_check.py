@@ -220,7 +220,9 @@ def dense_step(data: str, sizes: Sizes, device: torch.device) -> Row:
     gallery = matcher.gallery(prints, px_per_cm)
     probe = prints[0]
     seconds = clock(lambda: matcher.scores(probe, probe > 32, px_per_cm, gallery), device)
-    return Row("dense re-ranker (MCNCC, Lite1 block 6)", device.type,
+    config = matcher.config
+    return Row(f"dense re-ranker (MCNCC, {config.backbone} block {config.block}, "
+               f"{config.px_per_cm:g} px/cm)", device.type,
                f"{seconds * 1e3:.0f} ms/probe", f"{len(prints)} references")
 
 

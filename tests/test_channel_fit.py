@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.fid300 import evaluate_dense
-from benchmarks.fid300_channels import choose_rule, learned_rows
+from benchmarks.fid300_channels import choose_rule, learned_rows, weights_file
 from benchmarks.fid300_data import load_fid
 from jobs import fit_channels
 from shoematch.dense.calibration import probe_folds
@@ -77,19 +77,22 @@ def test_bad_input_is_refused() -> None:
 def test_the_fid300_rows_and_the_weights_files(tmp_path) -> None:
     make_fid_folder(tmp_path / "src", count=4)
     data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
-    _, _, matcher, gallery = evaluate_dense(data, DenseConfig(block=2))
-    rows = learned_rows(data, matcher, gallery, "block 2", str(tmp_path / "out"),
+    pairs = []
+    for px in (10.0, 13.0):
+        _, _, matcher, gallery = evaluate_dense(data, DenseConfig(block=2, px_per_cm=px))
+        pairs.append((f"block 2 at {px:g} px/cm", matcher, gallery))
+    rows = learned_rows(data, pairs, str(tmp_path / "out"),
                         ChannelFitConfig(folds=2, steps=10, top_k=2))
-    assert list(rows) == ["block 2, 10 px/cm, channel weights by 5-fold CV",
-                          "block 2, 13 px/cm, channel weights by 5-fold CV",
-                          "block 2, 10 px/cm + block 2, 13 px/cm z-fused, channel weights by "
-                          "5-fold CV",
-                          "one or both resolutions, rule and weights by 5-fold CV"]
+    assert list(rows) == ["block 2 at 10 px/cm, channel weights by 5-fold CV",
+                          "block 2 at 13 px/cm, channel weights by 5-fold CV",
+                          "block 2 at 10 px/cm + block 2 at 13 px/cm z-fused, channel weights "
+                          "by 5-fold CV",
+                          "one or both matchers, rule and weights by 5-fold CV"]
     for row in rows.values():
         assert row["ranks"] == [1] * 4 and row["top1%"] == 100.0
-    for px in (10, 13):
-        path = str(tmp_path / "out" / f"channel_weights_{px}px_per_cm.pt")
-        loaded = DenseMatcher(DenseConfig(block=2, px_per_cm=px, weights=path))  # strict keys
+    for _, matcher, _ in pairs:
+        path = str(tmp_path / "out" / weights_file(matcher.config))
+        loaded = DenseMatcher(matcher.config.model_copy(update={"weights": path}))  # strict keys
         assert loaded.channel_weights is not None and loaded.channel_weights.shape == (24,)
 
 
@@ -107,13 +110,14 @@ def test_the_fitting_job_writes_weights_the_matcher_loads(tmp_path, capsys) -> N
     make_fid_folder(tmp_path / "src", count=4)
     data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
     out = str(tmp_path / "weights" / "channels.pt")
-    common = ["--refdb", data.refdb, "--queries", data.queries, "--dense-config", "block=2"]
+    common = ["--refdb", data.refdb, "--queries", data.queries, "--dense-config", "block=2",
+              "px_per_cm=10"]
     assert fit_channels.main([*common, "--out", out, "--fit", "folds=2", "steps=5",
                               "top_k=2"]) == 0
     printed = capsys.readouterr().out
     assert "4 queries × 4 references (0 left out)" in printed
     assert "| equal | 100.0 | 100.0 |" in printed
-    matcher = DenseMatcher(DenseConfig(block=2, weights=out))
+    matcher = DenseMatcher(DenseConfig(block=2, px_per_cm=10.0, weights=out))
     assert matcher.channel_weights is not None and matcher.channel_weights.shape == (24,)
     with pytest.raises(ConfigError, match="local file"):
         fit_channels.main([*common, "--out", "s3://bucket/w.pt"])

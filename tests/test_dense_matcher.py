@@ -73,7 +73,7 @@ def test_padding_probe_grids_changes_no_score() -> None:
     image, mask = probe_from(refs[1], (slice(5, 50), slice(10, 83)))
     results = []
     for grid in ((1, 1), (40, 50)):
-        m = DenseMatcher(DenseConfig(block=2, probe_grid=grid))
+        m = DenseMatcher(DenseConfig(block=2, px_per_cm=10.0, probe_grid=grid))
         results.append(m.scores(image, mask, 10.0, m.gallery(refs, 10.0)))
     np.testing.assert_allclose(results[0], results[1], atol=1e-4)
 
@@ -106,7 +106,7 @@ def test_crop_to_mask_cuts_the_visible_box() -> None:
 
 
 def test_fine_tuning_runs_and_its_weights_load_into_the_matcher(tmp_path) -> None:
-    dense = DenseConfig(block=2)
+    dense = DenseConfig(block=2, px_per_cm=10.0)
     model = TrainableMatcher(dense, channel_weights=True)
     prints = torch.from_numpy(np.stack(treads(6)))[:, None].float() / 255.0
     config = FinetuneConfig(steps=3, batch=4, window=(48, 64), lr=1e-3)

@@ -37,7 +37,7 @@ def test_dense_rows_on_an_fid_layout_folder(tmp_path) -> None:
     data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
     assert data.px_per_cm == 10.0 and len(data.probes) == 5
     assert len(data.reference_prints) == 5
-    row, per_probe, _, gallery = evaluate_dense(data, DenseConfig(block=2))
+    row, per_probe, _, gallery = evaluate_dense(data, DenseConfig(block=2, px_per_cm=10.0))
     assert row["hit@1"] == 100.0 and row["top1%"] == 100.0
     assert row["ranks"] == [1] * 5 and len(per_probe) == 5
     assert row["bytes_per_reference"] == int(gallery.maps[0].numel()) * 2
@@ -48,7 +48,7 @@ def test_dense_rows_on_an_fid_layout_folder(tmp_path) -> None:
 def test_fusing_two_resolutions_ranks_by_summed_per_probe_z_scores(tmp_path) -> None:
     make_fid_folder(tmp_path / "src", count=4)
     data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
-    _, coarse, *_ = evaluate_dense(data, DenseConfig(block=2))
+    _, coarse, *_ = evaluate_dense(data, DenseConfig(block=2, px_per_cm=10.0))
     _, fine, *_ = evaluate_dense(data, DenseConfig(block=2, px_per_cm=13.0))
     row = fused_row(data, [coarse, fine])
     assert row["ranks"] == [1] * 4 and row["hit@1"] == 100.0
