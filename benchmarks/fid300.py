@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.fid300_channels import learned_rows
+from benchmarks.fid300_channels import Resolution, evaluate_learned, evidence_row
 from benchmarks.fid300_data import FidData, load_fid
 from benchmarks.fid300_train import train_crisp_encoder, train_matcher_weights
 from shoematch.crisp.store import load_encoder
@@ -33,6 +33,7 @@ from shoematch.dense.calibration import (
     expected_calibration_error,
     reliability,
 )
+from shoematch.dense.channel_fit import ChannelFitConfig
 from shoematch.dense.matcher import DenseConfig, DenseGallery, DenseMatcher
 from shoematch.dense.ranking import (
     best_per_model,
@@ -183,17 +184,23 @@ def main(argv: list[str] | None = None) -> None:
     rows: dict[str, dict] = {}
     scored: dict[str, list[np.ndarray]] = {}
     matchers: dict[str, tuple[DenseMatcher, DenseGallery]] = {}
+    learning = ChannelFitConfig()
+    evidence: dict[str, Resolution] = {}
     for name, config in dense_configs(weights).items():
         log.info("%s: %s", name, config.model_dump_json())
-        rows[name], scored[name], *matchers[name] = evaluate_dense(data, config)
+        if name in IMAGENET:  # the learned rows' input comes with the row
+            rows[name], scored[name], evidence[name] = evidence_row(data, name, config,
+                                                                    learning.top_k)
+            matchers[name] = evidence[name].matcher, evidence[name].gallery
+        else:
+            rows[name], scored[name], *matchers[name] = evaluate_dense(data, config)
     def merit(name: str) -> tuple[float, float]:
         return rows[name]["top1%"], rows[name]["top5%"]
 
     dense_best = max(matchers, key=merit)
     pair = sorted(IMAGENET, key=merit, reverse=True)
     log.info("channel weights and fusion fitted by folds over the probes, on %s", pair)
-    rows.update(learned_rows(data, [(name.split(",")[0], *matchers[name]) for name in pair],
-                             args.out))
+    rows.update(evaluate_learned(data, [evidence[name] for name in pair], args.out, learning))
     rows.update(evaluate_crisp(data, crisp_dir, *matchers[dense_best]))
     best = max(rows, key=merit)
     calibration = calibration_table(scored[dense_best], rows[dense_best]["ranks"])

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from benchmarks.fid300 import evaluate_dense
-from benchmarks.fid300_channels import choose_rule, learned_rows, weights_file
+from benchmarks.fid300_channels import (
+    choose_rule,
+    evaluate_learned,
+    evidence_row,
+    weights_file,
+)
 from benchmarks.fid300_data import load_fid
 from jobs import fit_channels
 from shoematch.dense.calibration import probe_folds
@@ -77,12 +82,17 @@ def test_bad_input_is_refused() -> None:
 def test_the_fid300_rows_and_the_weights_files(tmp_path) -> None:
     make_fid_folder(tmp_path / "src", count=4)
     data = load_fid(str(tmp_path / "src"), str(tmp_path / "data"))
-    pairs = []
+    fit = ChannelFitConfig(folds=2, steps=10, top_k=2)
+    matchers = []
     for px in (10.0, 13.0):
-        _, _, matcher, gallery = evaluate_dense(data, DenseConfig(block=2, px_per_cm=px))
-        pairs.append((f"block 2 at {px:g} px/cm", matcher, gallery))
-    rows = learned_rows(data, pairs, str(tmp_path / "out"),
-                        ChannelFitConfig(folds=2, steps=10, top_k=2))
+        config = DenseConfig(block=2, px_per_cm=px)
+        row, per_probe, res = evidence_row(data, f"block 2 at {px:g} px/cm, ImageNet", config,
+                                           fit.top_k)
+        exact, exact_per_probe, *_ = evaluate_dense(data, config)
+        assert row["ranks"] == exact["ranks"] == [1] * 4  # the evidence's row is the matcher's
+        np.testing.assert_allclose(np.stack(per_probe), np.stack(exact_per_probe), atol=1e-5)
+        matchers.append(res)
+    rows = evaluate_learned(data, matchers, str(tmp_path / "out"), fit)
     assert list(rows) == ["block 2 at 10 px/cm, channel weights by 5-fold CV",
                           "block 2 at 13 px/cm, channel weights by 5-fold CV",
                           "block 2 at 10 px/cm + block 2 at 13 px/cm z-fused, channel weights "
@@ -90,9 +100,9 @@ def test_the_fid300_rows_and_the_weights_files(tmp_path) -> None:
                           "one or both matchers, rule and weights by 5-fold CV"]
     for row in rows.values():
         assert row["ranks"] == [1] * 4 and row["top1%"] == 100.0
-    for _, matcher, _ in pairs:
-        path = str(tmp_path / "out" / weights_file(matcher.config))
-        loaded = DenseMatcher(matcher.config.model_copy(update={"weights": path}))  # strict keys
+    for res in matchers:
+        path = str(tmp_path / "out" / weights_file(res.matcher.config))
+        loaded = DenseMatcher(res.matcher.config.model_copy(update={"weights": path}))  # strict
         assert loaded.channel_weights is not None and loaded.channel_weights.shape == (24,)
 
 
