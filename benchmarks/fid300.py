@@ -41,6 +41,7 @@ from shoematch.dense.ranking import (
     first_target_rank,
     pessimistic_rank,
 )
+from shoematch.errors import QueryError
 from shoematch.log import get_logger
 from shoematch.retrieval.encode import encode_references
 from shoematch.retrieval.placement import PlacementConfig, placement_scores
@@ -145,13 +146,30 @@ def evaluate_crisp(data: FidData, crisp_dir: str, matcher: DenseMatcher,
 
 
 def calibration_table(per_probe: list[np.ndarray], ranks: list[int | None]) -> dict:
-    """Cross-validated P(hit@10) from the query's own score distribution."""
+    """Cross-validated P(hit@10) from the query's own score distribution; on a probe set the
+    calibrator cannot be fitted on (e.g. every probe in its top 10), the reason instead, so the
+    rows already scored are still printed and written."""
     features = np.stack([evidence(scores) for scores in per_probe])
     hits = np.array([r is not None and r <= 10 for r in ranks], dtype=float)
-    probabilities = cross_validated(features, hits)
+    try:
+        probabilities = cross_validated(features, hits)
+    except QueryError as exc:
+        return {"skipped": str(exc)}
     return {"reliability": reliability(probabilities, hits),
             "ece": expected_calibration_error(probabilities, hits),
             "probabilities": probabilities.tolist()}
+
+
+def print_calibration(calibration: dict, method: str) -> None:
+    if "skipped" in calibration:
+        print(f"calibrated P(hit@10) of '{method}': not fitted ({calibration['skipped']})")
+        return
+    print(f"calibrated P(hit@10) of '{method}' (5-fold cross-validation over the probes), "
+          f"ECE {calibration['ece']:.3f}")
+    print("| predicted | probes | mean predicted | observed hit@10 |\n|---|---|---|---|")
+    for row in calibration["reliability"]:
+        print(f"| {row['range'][0]:.1f}–{row['range'][1]:.1f} | {row['queries']} | "
+              f"{row['predicted']:.2f} | {row['observed']:.2f} |")
 
 
 def print_table(rows: dict[str, dict], data: FidData, model: str | None) -> None:
@@ -207,12 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, data, model_dir)
     print(f"\nbest: {best}; dense re-rank: first stage recall at {RERANK_N}: "
           f"{rows[f'CriSp + dense re-rank of top {RERANK_N}']['first_stage_recall']:.1f} %")
-    print(f"calibrated P(hit@10) of '{dense_best}' (5-fold cross-validation over the probes), "
-          f"ECE {calibration['ece']:.3f}")
-    print("| predicted | probes | mean predicted | observed hit@10 |\n|---|---|---|---|")
-    for row in calibration["reliability"]:
-        print(f"| {row['range'][0]:.1f}–{row['range'][1]:.1f} | {row['queries']} | "
-              f"{row['predicted']:.2f} | {row['observed']:.2f} |")
+    print_calibration(calibration, dense_best)
     minutes = (time.monotonic() - started) / 60
     print(f"\nwhole command: {minutes:.1f} min")
     os.makedirs(args.out, exist_ok=True)

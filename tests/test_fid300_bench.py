@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from benchmarks.fid300 import evaluate_dense
+from benchmarks.fid300 import calibration_table, evaluate_dense, print_calibration
 from benchmarks.fid300_data import load_fid
 from benchmarks.fid300_variants import fused_row
 from shoematch.dense.calibration import z_scores
@@ -54,3 +54,11 @@ def test_fusing_two_resolutions_ranks_by_summed_per_probe_z_scores(tmp_path) -> 
     assert row["ranks"] == [1] * 4 and row["hit@1"] == 100.0
     z = z_scores(np.array([[1.0, 2.0, 3.0, -np.inf]]))
     assert np.isneginf(z[0, 3]) and np.allclose(z[0, :3], [-1.2247449, 0.0, 1.2247449])
+
+
+def test_a_probe_set_the_calibrator_cannot_fit_is_reported_not_fatal(capsys) -> None:
+    per_probe = [np.array([3.0, 1.0, 0.5, 0.2]) for _ in range(10)]
+    table = calibration_table(per_probe, [1] * 10)  # every probe in its top 10
+    assert "both inside and outside the top 10" in table["skipped"]
+    print_calibration(table, "m")
+    assert "not fitted" in capsys.readouterr().out
