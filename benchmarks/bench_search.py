@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from shoematch.index.quantize import quantize_query
+from shoematch.index.scan import scan_int8
 from shoematch.index.search import SearchStats, ShardSearcher
 from shoematch.index.shard_io import release_pages
 from shoematch.retrieval.metrics import rank_models
@@ -68,6 +70,21 @@ class Bandwidth:
             ms = best_ms(fn, repeats)
             self.best = max(self.best, self.buffer.nbytes / 1e9 / (ms / 1e3))
         return self.best
+
+
+def kernel_ceiling(searcher: ShardSearcher, query: torch.Tensor, repeats: int) -> float:
+    """GB/s of the scan kernel alone over a slice of the shard that fits the last-level cache:
+    its compute ceiling, which bounds how close to the DRAM bandwidth the full scan can run."""
+    coded = quantize_query(query)
+    visible = (coded.norms > 0).nonzero().flatten().tolist()
+    count = min(len(searcher), 4096)
+    codes = np.ascontiguousarray(searcher.codes[:, :count])
+    scales = np.ascontiguousarray(searcher.scales[:, :count])
+    errors = np.ascontiguousarray(searcher.errors[:, :count])
+    values = coded.codes[visible].numpy()
+    weights = np.ones(len(visible))
+    ms = best_ms(lambda: scan_int8(codes, scales, errors, visible, values, weights), repeats * 4)
+    return len(visible) * count * (codes.shape[2] + 8) / 1e9 / (ms / 1e3)
 
 
 def reference_method(flat: np.ndarray, models: list[str], query: np.ndarray) -> list[str]:
@@ -169,6 +186,10 @@ def main() -> None:
                                           for q in b], 1)
         print(f"batch of 32 at {visible:.0%} visible: {32 / (ms / 1e3):.1f} queries/s "
               f"({ms / 32:.1f} ms/query; reference method {32 / (ref_ms / 1e3):.1f} queries/s)")
+    ceiling = kernel_ceiling(searcher, queries_with(rng, 1, 0.4)[0], args.repeats)
+    print(f"\nscan kernel from cache (4,096 references, 40 % visible): {ceiling:.1f} GB/s = "
+          f"{ceiling / bandwidth.measure():.2f}× the read bandwidth: its compute ceiling; the "
+          "scan from DRAM cannot exceed the smaller of the two")
     in_ram = searcher.resident_bytes / n
     print(f"\nbytes per reference: in RAM {in_ram:.0f} (int8 codes {CELLS * DIM}, per-cell "
           f"scales and error bounds {CELLS * 8}, model code 4); memory-mapped, not resident: "

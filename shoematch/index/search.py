@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from shoematch.index.gather import gather_cells
 from shoematch.index.quantize import quantize_cells, quantize_query
 from shoematch.index.scan import scan_int8
 from shoematch.retrieval.confidence import GalleryMoments
@@ -117,23 +118,22 @@ class ShardSearcher:
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:
-        """Exact float32 scores of `rows` (ascending) for one query [S, C]: only the visible
-        cells of those rows are read from the truth."""
-        values = query.float().numpy()
-        total = np.zeros(len(rows), dtype=np.float32)
-        for cell in visible:
-            total += np.asarray(self.cells[cell, rows], dtype=np.float32) @ values[cell]
-        return total
+        """Exact float32 scores of `rows` for one query [S, C]: only the visible cells of those
+        rows are read from the truth."""
+        picked = gather_cells(self.cells, visible, rows)  # [rows, visible, C]
+        values = query.float()[visible].reshape(-1)
+        return (picked.reshape(len(rows), -1) @ values).numpy()
 
     def cell_scores(self, query: torch.Tensor, rows: Sequence[int]) -> np.ndarray:
         """Per-cell similarity q_s · d_s [len(rows), S] of reference rows: where a match comes
         from. Cells the query cannot see score 0 and are not read."""
-        values = query.float().numpy()
-        visible = np.flatnonzero(np.abs(values).sum(-1) > 0)
+        values = query.float()
+        visible = np.flatnonzero(values.abs().sum(-1).numpy() > 0)
         scores = np.zeros((len(rows), self.grid_cells), dtype=np.float32)
         if len(rows) and len(visible):
-            picked = np.asarray(self.cells[np.ix_(visible, np.asarray(rows))], np.float32)
-            scores[:, visible] = np.einsum("vrc,vc->rv", picked, values[visible])
+            picked = gather_cells(self.cells, visible, rows)  # [rows, visible, C]
+            scores[:, visible] = torch.einsum("rvc,vc->rv", picked,
+                                                values[torch.from_numpy(visible)]).numpy()
         return scores
 
     def search(self, queries: torch.Tensor, k: int,
@@ -185,10 +185,9 @@ class ShardSearcher:
             stats.truth_bytes += len(batch) * len(cells) * self.cells.shape[2] * \
                 self.cells.itemsize
             rows, scores = np.concatenate([rows, batch]), np.concatenate([scores, exact])
-            best = best_per_model(rows, scores, self.model_codes, self.model_names,
-                                  self.order_offset, k)
+            best = best_rows(rows, scores, self.model_codes, k)
             if len(best) == k:
-                theta = best[-1].score
+                theta = scores[best[-1]]
         return best_per_model(rows, scores, self.model_codes, self.model_names,
                               self.order_offset, k)
 
@@ -216,14 +215,21 @@ class ShardSearcher:
             take = min(valid, 2 * take)
 
 
+def best_rows(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
+              k: int) -> np.ndarray:
+    """Indices into `rows` of the first `k` unique models by descending score (ties: lower
+    row)."""
+    ranked = np.lexsort((rows, -scores.astype(np.float64)))
+    _, first = np.unique(model_codes[rows[ranked]], return_index=True)
+    return ranked[np.sort(first)][:k]
+
+
 def best_per_model(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
                    model_names: np.ndarray, order_offset: int, k: int) -> list[ShardHit]:
     """The first `k` unique models of `rows` by descending score (ties: lower order)."""
-    ranked = np.lexsort((rows, -scores.astype(np.float64)))
-    _, first = np.unique(model_codes[rows[ranked]], return_index=True)
-    keep = ranked[np.sort(first)][:k]
     return [ShardHit(str(model_names[model_codes[rows[i]]]), float(scores[i]), int(rows[i]),
-                     order_offset + int(rows[i])) for i in keep]
+                     order_offset + int(rows[i]))
+            for i in best_rows(rows, scores, model_codes, k)]
 
 
 class PhotoSearcher:
