@@ -42,7 +42,8 @@ class ServeSettings(StrictModel):
     shard_cpus: float = Field(0.5, gt=0)
     gateway_cpus: float = Field(0.25, gt=0)
     labels_cpus: float = Field(0.1, gt=0, description="descriptor/attribute model replica")
-    shard_threads: int = Field(1, ge=1, description="torch threads per shard replica")
+    shard_threads: int = Field(1, ge=1, description="threads per shard replica (torch and the "
+                               "search kernels)")
     shard_timeout_s: float = Field(30.0, gt=0, description="per-shard answer deadline")
     users_file: str | None = Field(
         None, description="named bearer tokens ('name token' per line) for the workbench; "

@@ -22,6 +22,7 @@ from shoematch.index.filters import SearchFilters
 from shoematch.index.layout import read_current
 from shoematch.index.reader import SearchIndex
 from shoematch.index.search import SearchStats
+from shoematch.index.threads import set_search_threads
 from shoematch.log import get_logger
 
 log = get_logger(__name__)
@@ -33,6 +34,7 @@ class IndexShard:
         self.settings = ServeSettings.model_validate(settings)
         self.slot = slot
         torch.set_num_threads(self.settings.shard_threads)
+        set_search_threads(self.settings.shard_threads)
         self.indexes: dict[str, SearchIndex] = {}
         self.loading: dict[str, asyncio.Lock] = {}
         current = read_current(self.settings.index)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from shoematch.index.threads import apply_search_threads
+
 _BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -34,5 +36,6 @@ def gather_cells(truth: np.ndarray, cells: Sequence[int] | np.ndarray,
         raise ValueError(f"truth of dtype {raw.dtype} is not a float16/32/64 array")
     bits = raw.view(_BITS[raw.itemsize])
     out = np.empty((len(rows), len(cells), raw.shape[2]), dtype=bits.dtype)
+    apply_search_threads()
     _gather(bits, np.asarray(cells, dtype=np.int64), np.asarray(rows, dtype=np.int64), out)
     return torch.from_numpy(out.view(raw.dtype)).float()

@@ -23,6 +23,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
+from shoematch.index.threads import apply_search_threads
+
 BLOCK = 2048  # references per work item
 
 
@@ -66,6 +68,7 @@ def scan_int8(codes: np.ndarray, scales: np.ndarray, errors: np.ndarray, cells: 
     count = codes.shape[1]
     estimate = np.empty(count, dtype=np.float64)
     bound = np.empty(count, dtype=np.float64)
+    apply_search_threads()
     _kernel(codes.shape[2])(codes, scales, errors, np.asarray(cells, dtype=np.int64),
                             np.ascontiguousarray(query, dtype=np.int16),
                             np.ascontiguousarray(weights, dtype=np.float64), estimate, bound)
