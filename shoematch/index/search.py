@@ -122,7 +122,7 @@ class ShardSearcher:
         rows are read from the truth."""
         picked = gather_cells(self.cells, visible, rows)  # [rows, visible, C]
         values = query.float()[visible].reshape(-1)
-        return (picked.reshape(len(rows), -1) @ values).numpy()
+        return (picked.reshape(len(rows), values.numel()) @ values).numpy()
 
     def cell_scores(self, query: torch.Tensor, rows: Sequence[int]) -> np.ndarray:
         """Per-cell similarity q_s · d_s [len(rows), S] of reference rows: where a match comes
