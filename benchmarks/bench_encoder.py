@@ -7,8 +7,9 @@ Speed: ms per query at batch 1 and 8 on the served canvas (192×384), each optio
 within every repeat (medians), so load from other work on the machine falls on all alike;
 preparation (export, compilation) is timed apart. Exactness: each runtime's features against
 eager on the same inputs (largest absolute difference, smallest cosine). Retrieval quality: a
-tiny CriSp model trained here in process for a bounded number of steps, evaluated with the
-library's evaluation (hit@10 ± its standard error) eagerly and through the served runtime.
+tiny CriSp model trained here in process for a bounded number of steps, its references encoded
+eagerly (as re-indexing does) and its queries by each runtime: hit@10 ± its standard error and
+how many queries keep eager's top 10.
 Lighter backbones are different models (they need their own training and index): their rows
 give speed only.
 """
@@ -34,10 +35,12 @@ from benchmarks.common import REPO, class_rows
 from shoematch.crisp.config import CrispTrainConfig
 from shoematch.crisp.data import AugmentPairs
 from shoematch.crisp.model import CrispEncoder
-from shoematch.crisp.runtime import DEFAULT_RUNTIME, prepare_encoder
+from shoematch.crisp.quantize import print_inputs
+from shoematch.crisp.runtime import prepare_encoder
 from shoematch.crisp.training import make_optimizer, train_steps
 from shoematch.data.dataset import open_dataset
-from shoematch.retrieval.evaluation import evaluate_encoder
+from shoematch.retrieval.encode import encode_queries, encode_references
+from shoematch.retrieval.evaluation import retrieval_report
 
 CANVAS = (192, 384)
 BATCHES = (1, 8)
@@ -65,6 +68,8 @@ def options(arch: str, threads: int, skip_compile: bool
     yield f"{arch} int8 dynamic (torch.ao)", lambda: prepare_encoder(int8_dynamic(base)[0],
                                                                      "eager"), True
     yield f"{arch} ONNX Runtime", lambda: prepare_encoder(base, "onnx", threads), True
+    yield f"{arch} ONNX Runtime int8 (static)", \
+        lambda: prepare_encoder(base, "onnx_int8", threads), True
     if not skip_compile:
         yield f"{arch} torch.compile", lambda: prepare_encoder(base, "compile"), True
     for light in ("resnet18", "efficientnet_lite0"):
@@ -75,6 +80,8 @@ def options(arch: str, threads: int, skip_compile: bool
             if light.startswith("resnet"):  # EfficientNet-Lite: export > 6 min here
                 yield f"{light} ONNX Runtime (other model)", \
                     lambda m=model: prepare_encoder(m, "onnx", threads), False
+                yield f"{light} ONNX Runtime int8 (other model)", \
+                    lambda m=model: prepare_encoder(m, "onnx_int8", threads), False
 
 
 def timed(encoder: nn.Module, batch: torch.Tensor) -> float:
@@ -85,8 +92,8 @@ def timed(encoder: nn.Module, batch: torch.Tensor) -> float:
 
 def speed_table(args: argparse.Namespace) -> str:
     torch.set_num_threads(args.threads)
-    inputs = {b: torch.rand(b, 2, *CANVAS, generator=torch.Generator().manual_seed(b))
-              for b in BATCHES}
+    prints = torch.from_numpy(print_inputs(CANVAS, max(BATCHES), seed=1))  # not calibration's
+    inputs = {b: prints[:b] for b in BATCHES}
     built, prep, exact = {}, {}, {}
     reference: dict[int, torch.Tensor] = {}
     for name, build, same_weights in options(args.arch, args.threads, args.skip_compile):
@@ -161,15 +168,27 @@ def quality(args: argparse.Namespace, work: str) -> str:
     trained_s = time.perf_counter() - started
     model.eval()
     refdb, queries = open_dataset(f"{data}/references"), open_dataset(f"{data}/queries")
+    cpu = torch.device("cpu")
+    # As served: references encoded once by the float model (re-indexing), queries by each runtime.
+    references = encode_references(prepare_encoder(model, "eager"), refdb, cpu)
     lines = [f"retrieval quality: resnet18 CriSp trained {args.quality_steps} steps in process "
-             f"({trained_s:.0f} s), {args.quality_models} models x 2 instances at 64x128",
-             "| encoder | hit@10 | standard error | mAP@10 | queries |", "|---|---|---|---|---|"]
-    for name in ("eager", DEFAULT_RUNTIME):
-        report = evaluate_encoder(prepare_encoder(model, name, args.threads), refdb, queries,
-                                  torch.device("cpu"), k=10)["overall"]
-        hit, n = report["hit@10"], report["queries_with_targets"]
+             f"({trained_s:.0f} s), {args.quality_models} models x 2 instances at 64x128; "
+             "references encoded eagerly, queries by each runtime",
+             "| query encoder | hit@10 | standard error | mAP@10 | queries | same top-10 as eager "
+             "| mean top-10 overlap with eager |", "|---|---|---|---|---|---|---|"]
+    eager_top: list[list[str]] = []
+    for name in ("eager", "onnx", "onnx_int8"):
+        encoded = encode_queries(prepare_encoder(model, name, args.threads), queries, cpu)
+        report = retrieval_report(encoded, references, k=10)
+        top = [q["top10"] for q in report["per_query"]]
+        eager_top = eager_top or top
+        same = sum(a == b for a, b in zip(top, eager_top, strict=True))
+        overlap = statistics.mean(len(set(a) & set(b)) / 10 for a, b in zip(top, eager_top,
+                                                                            strict=True))
+        hit, n = report["overall"]["hit@10"], report["overall"]["queries_with_targets"]
         lines.append(f"| {name} | {hit:.3f} | {math.sqrt(hit * (1 - hit) / n):.3f} | "
-                     f"{report['mAP@10']:.3f} | {n} |")
+                     f"{report['overall']['mAP@10']:.3f} | {n} | {same}/{len(top)} | "
+                     f"{overlap:.3f} |")
     return "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ import psutil
 from benchmarks.common import random_encoder, synthetic_db
 from cluster.processes import free_port
 from jobs import reindex as reindex_job
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, RUNTIMES
 from shoematch.data.dataset import open_dataset
 from shoematch.index.layout import read_current
 
@@ -244,7 +245,7 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=30.0)
     parser.add_argument("--max-requests", type=int, default=4000)
     parser.add_argument("--encoder-threads", type=int, default=1)
-    parser.add_argument("--encoder-runtime", default="onnx")
+    parser.add_argument("--encoder-runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "load_test"))
     args = parser.parse_args()
     data = synthetic_db(os.path.join(args.work, "data"), args.models)

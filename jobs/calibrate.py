@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from jobs.common import log, run_main
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, RUNTIMES
 from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND
 from shoematch.index.calibration import fit_calibration, query_evidence
@@ -32,12 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val", help="held-out split ('' for all)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--encoder-runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES,
+                        help="as Serve's encoder_runtime (default: Serve's default)")
     args = parser.parse_args(argv)
     if not 0 < args.threshold < 1 or args.folds < 2:
         parser.error("--threshold must be in (0, 1) and --folds ≥ 2")
     index = SearchIndex.load(args.index, args.version)
     features, hits = query_evidence(index, open_dataset(args.queries, QUERY_KIND),
-                                    args.split or None)
+                                    args.split or None, args.encoder_runtime)
     fit = fit_calibration(features, hits, args.folds, args.threshold)
     print(f"{fit.queries} queries, hit@10 {fit.hit_rate:.3f}; cross-validated ({args.folds} "
           f"folds) expected calibration error {fit.ece:.3f}")

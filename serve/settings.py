@@ -28,9 +28,10 @@ class ServeSettings(StrictModel):
     encoder_cpus: float = Field(0.5, gt=0)
     encoder_threads: int = Field(1, ge=1, description="intra-op threads per encoder replica")
     encoder_runtime: Runtime = Field(
-        DEFAULT_RUNTIME, description="how the query encoder runs on CPU: onnx (ONNX Runtime, "
-                                     "the fastest measured), eager, channels_last or compile; "
-                                     "a GPU replica runs eagerly on the GPU")
+        DEFAULT_RUNTIME, description="how the query encoder runs on CPU: onnx_int8 (ONNX "
+                                     "Runtime, int8 convolutions: the fastest measured), onnx "
+                                     "(float, exact), eager, channels_last or compile; a GPU "
+                                     "replica runs eagerly on the GPU")
     max_inflight: int = Field(
         8, ge=1, description="requests one gateway replica encodes and searches at once; more "
                              "wait up to admission_wait_s, then get 503 with Retry-After")

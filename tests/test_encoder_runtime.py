@@ -1,5 +1,6 @@
 """The query encoder's runtimes (`shoematch.crisp.runtime`) give the eager model's features to
-float32 rounding, on any batch size and canvas (ONNX export with dynamic axes)."""
+float32 rounding, on any batch size and canvas (ONNX export with dynamic axes); the int8 graph
+stays close to them on prints."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 
 from shoematch.crisp.model import CrispEncoder
-from shoematch.crisp.runtime import cached_export, prepare_encoder, weights_digest
+from shoematch.crisp.quantize import print_inputs
+from shoematch.crisp.runtime import cached_graph, prepare_encoder, weights_digest
 from shoematch.index.encoding import query_cells
 
 
@@ -40,17 +42,49 @@ def test_query_cells_through_onnx_match_eager(model):
     assert torch.allclose(cells, fast_cells, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One export cache for this module's tests (an export takes ~10 s)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOEMATCH_ONNX_CACHE", str(folder))
+        yield folder
+
+
+def test_int8_runtime_keeps_the_features_of_prints(model, onnx_cache):
+    """Static int8 (calibrated on the generator's prints at the canvas it is given) stays close
+    to eager on other prints, and one int8 graph per canvas is kept beside the float export."""
+    fast = prepare_encoder(model, "onnx_int8", threads=1)
+    for hw in [(64, 128), (96, 160)]:
+        x = torch.from_numpy(print_inputs(hw, 6, seed=11))  # not the calibration prints
+        with torch.no_grad():
+            expected = model(x)
+        got = fast(x)
+        assert got.shape == expected.shape
+        cells = torch.nn.functional.cosine_similarity(got, expected, dim=1)
+        assert cells.mean() > 0.97, cells.mean()
+    digest = weights_digest(model)
+    assert {path.name for path in onnx_cache.iterdir() if digest in path.name} == {
+        f"CrispEncoder-{digest}{suffix}.onnx" for suffix in ("", "-int8-64x128", "-int8-96x160")}
+
+
+def test_calibration_prints_are_fixed_and_look_like_prints():
+    first, again = print_inputs((64, 128), 4), print_inputs((64, 128), 4)
+    assert np.array_equal(first, again) and first.shape == (4, 2, 64, 128)
+    assert not first[:, 1].any() and 0 < first[:, 0].mean() < 1  # print channel only, not blank
+    assert not np.array_equal(first, print_inputs((64, 128), 4, seed=1))
+
+
 def test_unknown_runtime_is_refused_by_name(model):
     with pytest.raises(ValueError, match="tensorrt"):
         prepare_encoder(model, "tensorrt")  # type: ignore[arg-type]
 
 
-def test_onnx_export_is_cached_by_weights(model, tmp_path, monkeypatch):
-    monkeypatch.setenv("SHOEMATCH_ONNX_CACHE", str(tmp_path))
-    first = cached_export(model, (64, 128))
-    (path,) = tmp_path.iterdir()
+def test_onnx_export_is_cached_by_weights(model, onnx_cache):
+    first = cached_graph(model, (64, 128))
+    path = onnx_cache / f"CrispEncoder-{weights_digest(model)}.onnx"
     assert path.read_bytes() == first and path.name.endswith(".onnx")
-    assert cached_export(model, (64, 128)) == first  # read back, not exported again
+    assert cached_graph(model, (64, 128)) == first  # read back, not exported again
     other = CrispEncoder(arch="resnet18", embed_dim=8).eval()  # other weights, other entry
     assert weights_digest(other) != weights_digest(model)
 

@@ -55,6 +55,18 @@ def test_dilation_matches_cv2_definition_with_even_kernel_anchor() -> None:
     assert np.array_equal(five, cv2_dilate_reference(src, 36, 20, 1))
 
 
+@pytest.mark.parametrize(("kernel", "iterations", "shape"), [
+    (8, 5, (11, 7)), (3, 2, (19, 26)), (8, 1, (1, 40)), (5, 3, (30, 2))])
+def test_dilation_equals_the_iterated_definition_on_any_shape(kernel, iterations, shape) -> None:
+    """The merged separable dilation against cv2's iterated definition, with kernels longer
+    than the image and masks of many small blobs."""
+    rng = np.random.default_rng(kernel * 100 + iterations)
+    for density in (0.02, 0.3):
+        src = (rng.random(shape) < density).astype(np.float32)
+        got = dilate_mask(torch.from_numpy(src)[None, None], kernel, iterations)[0, 0].numpy()
+        assert np.array_equal(got, cv2_dilate_reference(src, kernel, kernel // 2, iterations))
+
+
 def test_single_pixel_dilates_three_up_left_four_down_right() -> None:
     mask = torch.zeros(1, 1, 40, 40)
     mask[0, 0, 20, 20] = 1

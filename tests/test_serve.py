@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from cluster.processes import free_port
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, prepare_encoder
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
 from shoematch.data.images import decode_image, encode_png
@@ -72,7 +73,8 @@ def in_process(root: str, model: str, record: dict, k: int, use_mask: bool = Tru
     index = SearchIndex.load(root)
     image = decode_image(record["print"], "print")
     mask = decode_image(record["mask"], "mask") > 127 if use_mask else image > 32
-    cells, _ = query_cells(load_encoder(model).model, image[None], mask[None])
+    encoder = prepare_encoder(load_encoder(model).model, DEFAULT_RUNTIME)  # as served
+    cells, _ = query_cells(encoder, image[None], mask[None])
     return [m.model for m in index.search(cells, k, index.parse_filters(filters))[0]]
 
 

@@ -4,8 +4,10 @@ The query encoder is a conv net at 192×384 with a stride-2 stem and no max-pool
 its time is in convolutions. `torch.ao`'s dynamic int8 quantisation rewrites Linear (and RNN)
 layers only, so it leaves this network as it is; what does help on CPU is a runtime that fuses
 conv + batch-norm + ReLU and plans memory once: ONNX Runtime (`benchmarks/bench_encoder.py`
-measures each option against eager PyTorch in one run). Every runtime here is exact to float32
-rounding (the benchmark prints the largest difference), so rankings do not change.
+measures each option against eager PyTorch in one run). Every float runtime here is exact to
+float32 rounding (the benchmark prints the largest difference), so rankings do not change;
+`onnx_int8` runs the same graph with int8 convolutions (`shoematch/crisp/quantize.py`), which
+changes features slightly, and the benchmark checks retrieval quality through it.
 
 Each runtime is an `nn.Module` taking and returning tensors like the encoder itself, so the
 index's `query_cells`, the evaluation and re-indexing use it unchanged.
@@ -19,20 +21,24 @@ import io
 import os
 import tempfile
 import warnings
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from shoematch.crisp.quantize import CALIBRATION_PRINTS, print_inputs, quantize_int8
 from shoematch.log import get_logger
 from shoematch.models.efficientnet_lite import SameConv2d
 
 log = get_logger(__name__)
 
-Runtime = Literal["eager", "channels_last", "onnx", "compile"]
-RUNTIMES: tuple[Runtime, ...] = ("eager", "channels_last", "onnx", "compile")
-DEFAULT_RUNTIME: Runtime = "onnx"  # the fastest on CPU in benchmarks/bench_encoder.py
+Runtime = Literal["eager", "channels_last", "onnx", "onnx_int8", "compile"]
+RUNTIMES: tuple[Runtime, ...] = ("eager", "channels_last", "onnx", "onnx_int8", "compile")
+# The fastest on CPU in benchmarks/bench_encoder.py (≈2× float ONNX Runtime on ResNet-50), with
+# the same hit@10 and mAP@10 there; "onnx" is the exact float graph.
+DEFAULT_RUNTIME: Runtime = "onnx_int8"
 
 
 class EagerEncoder(nn.Module):
@@ -68,28 +74,40 @@ class CompiledEncoder(nn.Module):
 class OnnxEncoder(nn.Module):
     """The encoder exported to ONNX (torch.export-based exporter) and run by ONNX Runtime on CPU.
 
-    Batch, height and width are dynamic axes, so one export serves any batch on any canvas.
-    `threads` is ONNX Runtime's intra-op pool; spinning is off so an idle encoder does not take
-    CPU from the shard replicas beside it."""
+    Batch, height and width are dynamic axes, so one float export serves any batch on any
+    canvas. `int8`: the graph statically quantised, calibrated on prints at the canvas it is
+    asked to encode (one graph per canvas, made on its first batch). `threads` is ONNX Runtime's
+    intra-op pool; spinning is off so an idle encoder does not take CPU from the shard replicas
+    beside it."""
 
     def __init__(self, model: nn.Module, threads: int = 1,
-                 example_hw: tuple[int, int] = (192, 384)) -> None:
+                 example_hw: tuple[int, int] = (192, 384), int8: bool = False) -> None:
         super().__init__()
+        self.threads = threads
+        # The weights stay only where a canvas may still need its int8 graph made.
+        self.model = model.eval() if int8 else None
+        self.sessions: dict[tuple[int, int] | None, Any] = {}  # ort.InferenceSession
+        if not int8:
+            self.sessions[None] = self._session(cached_graph(model.eval(), example_hw))
+
+    def _session(self, graph: bytes) -> Any:
         import onnxruntime as ort
 
-        self.onnx_bytes = cached_export(model.eval(), example_hw)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(self.onnx_bytes, options,
-                                            providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[-2], x.shape[-1]) if self.model is not None else None
+        if key not in self.sessions:
+            assert self.model is not None and key is not None
+            self.sessions[key] = self._session(cached_graph(self.model, key, int8=True))
+        session = self.sessions[key]
         array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        (out,) = self.session.run(None, {self.input_name: array})
+        (out,) = session.run(None, {session.get_inputs()[0].name: array})
         return torch.from_numpy(out).to(x.device)
 
 
@@ -118,18 +136,29 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def cached_export(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
-    """`export_onnx`, kept on local disk under the weights' digest: an export takes tens of
-    seconds on a busy CPU, and every replica (or restart) of the same model on a node needs
-    the same graph. Written to a temporary name and renamed, so a reader never sees a part."""
+def cached_graph(model: nn.Module, example_hw: tuple[int, int], int8: bool = False) -> bytes:
+    """`export_onnx` (quantised with `quantize_int8` when `int8`), kept on local disk under the
+    weights' digest: an export takes tens of seconds on a busy CPU, calibration as long again,
+    and every replica (or restart) of the same model on a node needs the same graph."""
     folder = os.environ.get("SHOEMATCH_ONNX_CACHE",
                             os.path.join(tempfile.gettempdir(), "shoematch-onnx"))
-    path = os.path.join(folder, f"{type(model).__name__}-{weights_digest(model)}.onnx")
+    stem = os.path.join(folder, f"{type(model).__name__}-{weights_digest(model)}")
+    graph = _cached(f"{stem}.onnx", lambda: export_onnx(model, example_hw))
+    if not int8:
+        return graph
+    height, width = example_hw
+    return _cached(f"{stem}-int8-{height}x{width}.onnx",
+                   lambda: quantize_int8(graph, print_inputs(example_hw, CALIBRATION_PRINTS)))
+
+
+def _cached(path: str, make: Callable[[], bytes]) -> bytes:
+    """The file at `path`, made first if absent; written to a temporary name and renamed, so a
+    reader never sees a part."""
     if os.path.exists(path):
         with open(path, "rb") as cached:
             return cached.read()
-    data = export_onnx(model, example_hw)
-    os.makedirs(folder, exist_ok=True)
+    data = make()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = f"{path}.{os.getpid()}.part"
     with open(partial, "wb") as out:
         out.write(data)
@@ -156,4 +185,4 @@ def prepare_encoder(model: nn.Module, runtime: Runtime = DEFAULT_RUNTIME, thread
         # finish a dynamic-shape export of one in 400 s (benchmarks/bench_encoder.py).
         log.info("EfficientNet body: ONNX export is not practical, running eagerly")
         return EagerEncoder(model)
-    return OnnxEncoder(model, threads)
+    return OnnxEncoder(model, threads, int8=runtime == "onnx_int8")

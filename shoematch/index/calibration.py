@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shoematch.crisp.runtime import DEFAULT_RUNTIME, Runtime, prepare_encoder
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import Dataset
 from shoematch.data.images import decode_image
@@ -42,10 +43,11 @@ class CalibrationFit:
     reliability: list[dict]
 
 
-def query_evidence(index: SearchIndex, queries: Dataset, split: str | None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """([n, 3] evidence, [n] hit@10) of every query of `split`, searched like Serve does."""
-    model = load_encoder(index.manifest.model_uri).model.eval()
+def query_evidence(index: SearchIndex, queries: Dataset, split: str | None,
+                   runtime: Runtime = DEFAULT_RUNTIME) -> tuple[np.ndarray, np.ndarray]:
+    """([n, 3] evidence, [n] hit@10) of every query of `split`, searched like Serve does (its
+    query encoder's `runtime` included: int8 features shift scores slightly)."""
+    model = prepare_encoder(load_encoder(index.manifest.model_uri).model, runtime)
     records = [r for r in queries.iter_records() if split is None or r["split"] == split]
     if not records:
         raise DatasetError(f"no queries of split {split!r} to calibrate on")

@@ -15,9 +15,9 @@ DILATE_KERNEL = 8
 DILATE_ITERATIONS = 5
 # cv2.dilate with an even k×k kernel and the default anchor (-1, -1) anchors at (k//2, k//2):
 # dst(y, x) = max src(y + i, x + j) for i, j in -k//2 .. k//2 - 1, i.e. offsets -4..+3 for k = 8.
-# max_pool2d pads symmetrically, so `dilate_mask` pads explicitly: (before, after) = (4, 3) on
-# each axis. Five iterations compose to offsets -20..+15 (cv2 merges them into one 36x36 kernel
-# anchored at 20, the same thing).
+# Five iterations compose to offsets -20..+15: one 36x36 kernel anchored at 20, as cv2 merges
+# them (a box dilated by a box is a box, and the image is convex, so clipping to the image between
+# iterations changes nothing).
 
 
 def normalize_cells(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -30,14 +30,23 @@ def dilate_mask(mask: torch.Tensor, kernel: int = DILATE_KERNEL,
     """Binary dilation of float {0, 1} masks [B, 1, H, W], equal to cv2.dilate(mask,
     np.ones((kernel, kernel)), iterations=iterations) including its even-kernel anchor.
 
-    Outside the image counts as 0 (cv2's default border for dilation never wins the max).
+    Outside the image counts as 0. Done as the one merged square, separably, each axis a window
+    count from cumulative sums: O(H·W) whatever the kernel (the iterated 8x8 max-pools took
+    ~30 ms of a served query's ~80 ms int8 encoder time at 192x384).
     """
-    before, after = kernel // 2, kernel - 1 - kernel // 2
-    out = mask
-    for _ in range(iterations):
-        out = F.pad(out, (before, after, before, after), value=0.0)
-        out = F.max_pool2d(out, kernel_size=kernel, stride=1)
-    return out
+    size = iterations * (kernel - 1) + 1
+    before = iterations * (kernel // 2)
+    out = _window_any(mask > 0.5, -1, size, before)
+    return _window_any(out, -2, size, before).to(mask.dtype)
+
+
+def _window_any(mask: torch.Tensor, dim: int, size: int, before: int) -> torch.Tensor:
+    """Whether any of mask[i - before .. i - before + size - 1] along `dim` (-1 or -2) is set."""
+    pad = (before + 1, size - 1 - before)  # + 1: a leading zero for the cumulative sums
+    padded = F.pad(mask.to(torch.int32), pad if dim == -1 else (0, 0, *pad))
+    counts = padded.cumsum(dim)
+    length = mask.shape[dim]
+    return counts.narrow(dim, size, length) > counts.narrow(dim, 0, length)
 
 
 def query_cell_mask(visible_mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -6,6 +6,7 @@ same however the index range is split across calls, processes or Ray tasks.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,21 +65,27 @@ def query_images(spec: SynthSpec, plan: QueryPlan, model: Model,
     return render_query(posed, plan, rng, spec.canvas)
 
 
-def generate_query_chunk(spec: SynthSpec, query_indices: range) -> list[dict[str, Any]]:
-    """Query records `query_indices`: each a degraded print of a held-out instance whose targets
-    are every model of its source model's pattern."""
+def iter_queries(spec: SynthSpec, query_indices: range
+                 ) -> Iterator[tuple[QueryPlan, Model, np.ndarray, np.ndarray]]:
+    """(plan, source model, print, mask) of each query in `query_indices`, as arrays."""
     _check_range(query_indices, spec.queries, "queries")
     treads: dict[int, tuple[Model, Tread]] = {}
-    records = []
     for index in query_indices:
         plan = query_plan(spec, index)
         if plan.model not in treads:
             model = make_model(spec, plan.model)
             treads[plan.model] = (model, render_tread(model, spec.canvas))
         model, tread = treads[plan.model]
-        print_image, mask = query_images(spec, plan, model, tread)
+        yield (plan, model, *query_images(spec, plan, model, tread))
+
+
+def generate_query_chunk(spec: SynthSpec, query_indices: range) -> list[dict[str, Any]]:
+    """Query records `query_indices`: each a degraded print of a held-out instance whose targets
+    are every model of its source model's pattern."""
+    records = []
+    for plan, model, print_image, mask in iter_queries(spec, query_indices):
         records.append({
-            "query_id": query_id(index),
+            "query_id": query_id(plan.index),
             "print": encode_png(print_image),
             "mask": encode_png(mask),
             "targets": [model_id(m) for m in pattern_members(spec, model.pattern)],
