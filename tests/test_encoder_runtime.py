@@ -65,7 +65,8 @@ def test_int8_runtime_keeps_the_features_of_prints(model, onnx_cache):
         assert cells.mean() > 0.97, cells.mean()
     digest = weights_digest(model)
     assert {path.name for path in onnx_cache.iterdir() if digest in path.name} == {
-        f"CrispEncoder-{digest}{suffix}.onnx" for suffix in ("", "-int8-64x128", "-int8-96x160")}
+        f"CrispEncoder-{digest}{suffix}.onnx"
+        for suffix in ("", "-int8v1-64x128", "-int8v1-96x160")}
 
 
 def test_calibration_prints_are_fixed_and_look_like_prints():

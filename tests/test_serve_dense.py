@@ -43,8 +43,11 @@ def dense_service(tiny_refs, random_encoder, tmp_path_factory, ray_head):
     assert built.returncode == 0, built.stderr
     port = free_port()
     client = JobSubmissionClient(ray_head.url)
+    # The float query encoder: `jobs.evaluate` encodes eagerly, and the int8 default may pick
+    # other first-stage candidates (tests/test_serve.py compares the int8 path itself).
     job = submit(client, "jobs.serve_index", ["--index", root, "--slots", "2", "--port",
-                                              str(port), "--set", "shard_timeout_s=60"])
+                                              str(port), "--set", "shard_timeout_s=60",
+                                              "encoder_runtime=onnx"])
     try:
         assert wait_job(client, job, 300) == JobStatus.SUCCEEDED, client.get_job_logs(job)[-4000:]
         yield f"http://127.0.0.1:{port}", root

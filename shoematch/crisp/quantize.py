@@ -25,6 +25,8 @@ from shoematch.data.synth.spec import SynthSpec
 
 CALIBRATION_PRINTS = 32
 CALIBRATION_SEED = 20261203
+# Part of every cached int8 graph's name: bump it when the calibration or the settings change.
+QUANTIZATION_VERSION = 1
 
 
 def print_inputs(hw: tuple[int, int], count: int, seed: int = CALIBRATION_SEED) -> np.ndarray:

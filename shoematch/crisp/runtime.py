@@ -28,7 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from shoematch.crisp.quantize import CALIBRATION_PRINTS, print_inputs, quantize_int8
+from shoematch.crisp.quantize import (
+    CALIBRATION_PRINTS,
+    QUANTIZATION_VERSION,
+    print_inputs,
+    quantize_int8,
+)
 from shoematch.log import get_logger
 from shoematch.models.efficientnet_lite import SameConv2d
 
@@ -147,7 +152,7 @@ def cached_graph(model: nn.Module, example_hw: tuple[int, int], int8: bool = Fal
     if not int8:
         return graph
     height, width = example_hw
-    return _cached(f"{stem}-int8-{height}x{width}.onnx",
+    return _cached(f"{stem}-int8v{QUANTIZATION_VERSION}-{height}x{width}.onnx",
                    lambda: quantize_int8(graph, print_inputs(example_hw, CALIBRATION_PRINTS)))
 
 
