@@ -148,12 +148,16 @@ def cached_graph(model: nn.Module, example_hw: tuple[int, int], int8: bool = Fal
     folder = os.environ.get("SHOEMATCH_ONNX_CACHE",
                             os.path.join(tempfile.gettempdir(), "shoematch-onnx"))
     stem = os.path.join(folder, f"{type(model).__name__}-{weights_digest(model)}")
-    graph = _cached(f"{stem}.onnx", lambda: export_onnx(model, example_hw))
+
+    def float_graph() -> bytes:
+        return _cached(f"{stem}.onnx", lambda: export_onnx(model, example_hw))
+
     if not int8:
-        return graph
+        return float_graph()
     height, width = example_hw
     return _cached(f"{stem}-int8v{QUANTIZATION_VERSION}-{height}x{width}.onnx",
-                   lambda: quantize_int8(graph, print_inputs(example_hw, CALIBRATION_PRINTS)))
+                   lambda: quantize_int8(float_graph(),
+                                         print_inputs(example_hw, CALIBRATION_PRINTS)))
 
 
 def _cached(path: str, make: Callable[[], bytes]) -> bytes:
