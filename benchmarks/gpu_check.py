@@ -89,6 +89,7 @@ def crisp_config(work: str, data: str, sizes: Sizes, gpu: bool):
         "schedule": {"log_every": 1, "checkpoint_every": sizes.train_steps},
         "ray": {"num_workers": 1, "use_gpu": gpu, "cpus_per_worker": 1, "aug_actors": 1,
                 "aug_actor_cpus": 0.5, "aug_batch_size": sizes.batch_models,
+                "group_partitions": 2 if sizes is TINY else None,
                 "storage_path": os.path.join(work, "ray"), "run_name": f"gpu-check-{os.getpid()}"},
         "mlflow": {"tracking_uri": f"sqlite:///{work}/mlflow.db", "experiment": "gpu_check",
                    "registered_model": "gpu-check-crisp"}})

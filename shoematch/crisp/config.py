@@ -55,6 +55,9 @@ class RayConfig(TrainRayConfig):
     aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
     aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see docs/decisions.md")
     aug_batch_size: int = Field(16, ge=1)
+    group_partitions: int | None = Field(
+        None, ge=1, description="hash partitions of the one-row-per-class groupby (None: Ray "
+        "Data's default, 200); a tiny dataset is grouped in seconds with 1-2 instead of minutes")
 
 
 class CrispTrainConfig(TrainConfig):

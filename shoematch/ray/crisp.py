@@ -31,7 +31,7 @@ def build_train_dataset(config: CrispTrainConfig):
         ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs,
                               columns=["split", label_field, "depth", "print", "mask"])
         .map_batches(lambda t: t.filter(pc.equal(t["split"], split)), batch_format="pyarrow")
-        .groupby(label_field)
+        .groupby(label_field, num_partitions=config.ray.group_partitions)
         .map_groups(lambda group: collect_group(group, label_field), batch_format="pyarrow")
         .materialize()
     )
