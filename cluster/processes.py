@@ -80,25 +80,36 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
-    """SIGTERM the process group of `pid`, then SIGKILL it if it outlives `timeout_s`."""
+    """SIGTERM `pid`, then SIGKILL its process group (what outlived it, or all of it after
+    `timeout_s`)."""
     stop_pids([pid], timeout_s)
 
 
 def stop_pids(pids: list[int], timeout_s: float = 15.0) -> None:
-    """`stop_pid` for several groups at once: all are signalled before any is waited for."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                os.kill(pid, sig)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
-            time.sleep(0.1)
-        if not any(pid_alive(pid) for pid in pids):
-            return
+    """`stop_pid` for several groups at once: all are signalled before any is waited for.
+
+    SIGTERM goes to each group's leader alone: a leader that manages its children stops them in
+    order (`ray start --block` in about 2 s), whereas a SIGTERM to the whole group at once
+    leaves Ray's GCS and raylet waiting on each other until the SIGKILL. What is left of the
+    group once its leader is gone (or after `timeout_s`) is SIGKILLed."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
+        time.sleep(0.1)
 
 
 def kill_group(pid: int, timeout_s: float = 15.0) -> None:
