@@ -83,7 +83,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     try:
         yield service
     finally:
-        service.stop()
+        # A head that has run jobs can take 15 s to stop gracefully; its temp dir goes anyway.
+        service.stop(timeout_s=3.0)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -33,7 +33,7 @@ def stack(tmp_path_factory) -> Iterator:
     try:
         yield state
     finally:
-        tear_down(state)
+        tear_down(state, timeout_s=3.0)  # the MLflow server's job runner lingers ~12 s
         shutil.rmtree(state.temp_root, ignore_errors=True)
 
 

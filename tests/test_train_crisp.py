@@ -15,6 +15,10 @@ import pytest
 from tests.conftest import REPO
 from tests.ray_jobs import submit, wait_job
 
+# The killed-worker run: a checkpoint at step 4, a worker killed once step 6 is logged, a
+# resumed run to the last step (12: six steps of margin for the kill, past a second checkpoint).
+STEPS = 12
+
 
 def overrides(data: str, tmp: str, run_name: str, steps: int) -> list[str]:
     return [f"data.refdb={data}/references", f"data.val_queries={data}/queries",
@@ -38,10 +42,10 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_
 
     client = JobSubmissionClient(ray_head.url)
     args = ["--config", "configs/crisp_tiny.yaml",
-            *overrides(tiny_refs, str(tmp_path), "killed", steps=16)]
+            *overrides(tiny_refs, str(tmp_path), "killed", steps=STEPS)]
     job = submit(client, "jobs.train_crisp", args,
                  env={"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"})
-    wait_job(client, job, 300, until=lambda logs: "step 6/16" in logs)
+    wait_job(client, job, 300, until=lambda logs: f"step 6/{STEPS}" in logs)
     pids = train_workers(ray_head.url)
     assert len(pids) == 2, pids
     os.kill(pids[-1], signal.SIGKILL)
@@ -55,13 +59,13 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_
     runs = mlflow.search_runs(experiment_names=["crisp"], output_format="list")
     assert len(runs) == 1
     history = mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "loss")
-    assert max(m.step for m in history) == 16
+    assert max(m.step for m in history) == STEPS
     assert "val_hit_at_100" in runs[0].data.metrics
     assert runs[0].data.params["model.arch"] == "resnet18"
     versions = mlflow.MlflowClient().search_model_versions("name='crisp-encoder'")
     assert len(versions) == 1
     checkpoints = sorted(os.listdir(tmp_path / "ray" / "killed"))
-    assert any(name.startswith("step_0000016") for name in checkpoints), checkpoints
+    assert any(name.startswith(f"step_{STEPS:07d}") for name in checkpoints), checkpoints
 
     # The registered model evaluates through its MLflow URI, with and without placement search.
     for extra in ([], ["--placement"]):
