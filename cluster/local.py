@@ -292,9 +292,11 @@ def describe(resource: str, amount: float) -> str:
 
 
 def tear_down(state: ClusterState, timeout_s: float = 15.0) -> None:
-    """Stop every service by PID (process group: SIGTERM, SIGKILL after `timeout_s`), all at
-    once, and remove the state file."""
-    stop_pids([service.pid for service in state.services.values()], timeout_s)
+    """Stop every service by PID (process group: SIGTERM — a Ray node's to its leader alone —
+    SIGKILL after `timeout_s`), all at once, and remove the state file."""
+    services = state.services.values()
+    stop_pids([service.pid for service in services], timeout_s,
+              leaders_only={service.pid for service in services if service.leader_stops_group})
     path = os.path.join(state.state_dir, STATE_FILE)
     if os.path.exists(path):
         os.remove(path)

@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
@@ -57,12 +57,13 @@ class Service:
     url: str
     log_path: str
     address: str = ""  # a second address some services have (Ray: the GCS host:port)
+    leader_stops_group: bool = False  # SIGTERM the leader alone: it stops its children (Ray)
 
     def alive(self) -> bool:
         return pid_alive(self.pid)
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        stop_pid(self.pid, timeout_s)
+        stop_pid(self.pid, timeout_s, leader_only=self.leader_stops_group)
 
 
 def pid_alive(pid: int) -> bool:
@@ -79,24 +80,29 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
-    """SIGTERM `pid`, then SIGKILL its process group (what outlived it, or all of it after
-    `timeout_s`)."""
-    stop_pids([pid], timeout_s)
+def stop_pid(pid: int, timeout_s: float = 15.0, leader_only: bool = False) -> None:
+    """SIGTERM the process group of `pid` (or `pid` alone, see `stop_pids`), then SIGKILL what
+    is left of the group once `pid` has exited, or all of it after `timeout_s`."""
+    stop_pids([pid], timeout_s, leaders_only=[pid] if leader_only else ())
 
 
-def stop_pids(pids: list[int], timeout_s: float = 15.0) -> None:
+def stop_pids(pids: list[int], timeout_s: float = 15.0,
+              leaders_only: Collection[int] = ()) -> None:
     """`stop_pid` for several groups at once: all are signalled before any is waited for.
 
-    SIGTERM goes to each group's leader alone: a leader that manages its children stops them in
-    order (`ray start --block` in about 2 s), whereas a SIGTERM to the whole group at once
-    leaves Ray's GCS and raylet waiting on each other until the SIGKILL. What is left of the
-    group once its leader is gone (or after `timeout_s`) is SIGKILLed."""
+    The groups of `leaders_only` get their SIGTERM through the leader alone: a leader that stops
+    its children in order (`ray start --block`, in about 2 s) would otherwise see them all
+    signalled at once, which leaves Ray's GCS and raylet waiting on each other until SIGKILL."""
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGTERM)
+            if pid in leaders_only:
+                os.kill(pid, signal.SIGTERM)
+            else:
+                os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        except PermissionError:
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
         time.sleep(0.1)

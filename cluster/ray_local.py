@@ -50,6 +50,7 @@ def start_head(log_dir: str, num_cpus: int = 2, object_store_mb: int = 512,
             *node_flags(num_cpus, object_store_mb, None, temp_dir)]
     service = spawn(name, argv, os.path.join(log_dir, f"{name}.log"),
                     f"http://{LOOPBACK}:{dashboard_port}", env={**RAY_ENV, **(env or {})})
+    service.leader_stops_group = True  # `ray start --block` stops its node's processes
     try:
         wait_until(lambda: service.alive() and http_ok(f"{service.url}/api/version"), timeout_s,
                    "Ray head (dashboard)")
@@ -66,8 +67,10 @@ def spawn_worker(name: str, head: Service, log_dir: str, num_cpus: int, object_s
     `{name: 1}`, which is how `status` finds it among the nodes (see `wait_for_worker`)."""
     argv = [ray_binary(), "start", "--block", f"--address={head.address}",
             *node_flags(num_cpus, object_store_mb, {name: 1}, temp_dir)]
-    return spawn(name, argv, os.path.join(log_dir, f"{name}.log"), head.url,
-                 env={**RAY_ENV, **(env or {})})
+    worker = spawn(name, argv, os.path.join(log_dir, f"{name}.log"), head.url,
+                   env={**RAY_ENV, **(env or {})})
+    worker.leader_stops_group = True  # `ray start --block` stops its node's processes
+    return worker
 
 
 def alive_nodes(dashboard_url: str, timeout_s: float = 10.0) -> list[dict]:
