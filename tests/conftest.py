@@ -93,13 +93,13 @@ def postgres():
     """A PostgreSQL server on loopback; yields its SQLAlchemy URL."""
     import shutil
 
-    from tests.postgres import start_postgres
+    from tests.postgres import start_postgres, stop_postgres
 
     service, root = start_postgres()
     try:
         yield service.url
     finally:
-        service.stop()
+        stop_postgres(service)
         shutil.rmtree(root, ignore_errors=True)
 
 

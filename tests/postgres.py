@@ -7,8 +7,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 from cluster.processes import LOOPBACK, Service, free_port, spawn, wait_until
 
@@ -58,3 +60,17 @@ def start_postgres() -> tuple[Service, str]:
         service.stop()
         raise
     return service, root
+
+
+def stop_postgres(service: Service, timeout_s: float = 15.0) -> None:
+    """PostgreSQL's fast shutdown (SIGINT: every session ended, then a clean exit), then
+    `Service.stop` for anything left. The SIGTERM of `Service.stop` alone is the smart shutdown,
+    which waits for clients (the test process's pooled connections) until the SIGKILL: 15 s."""
+    try:
+        os.kill(service.pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while service.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    service.stop(timeout_s)
