@@ -33,7 +33,7 @@ def stack(tmp_path_factory) -> Iterator:
     try:
         yield state
     finally:
-        tear_down(state, timeout_s=3.0)  # the MLflow server's job runner lingers ~12 s
+        tear_down(state, timeout_s=3.0)  # nodes that ran jobs may take 15 s to stop gracefully
         shutil.rmtree(state.temp_root, ignore_errors=True)
 
 
