@@ -8,7 +8,7 @@ import torch
 
 from shoematch.index.gather import gather_cells
 from shoematch.index.scan import scan_int8
-from shoematch.index.search import ShardSearcher
+from shoematch.index.search import ShardSearcher, largest
 from shoematch.index.threads import set_search_threads
 
 
@@ -52,3 +52,39 @@ def test_scan_is_the_same_on_one_thread_and_bad_counts_are_refused() -> None:
     np.testing.assert_allclose(every_core[0], exact, rtol=1e-12)
     with pytest.raises(ValueError, match="search threads"):
         set_search_threads(-1)
+
+
+@pytest.mark.parametrize("dim", [128, 96])
+def test_wide_vector_scan_matches_integer_arithmetic(dim) -> None:
+    """The kernel compiled with wide vectors, at the embedding widths in use, over more than one
+    block and a partial last block, with the query at the int16 extremes."""
+    rng = np.random.default_rng(dim)
+    count = 2 * 2048 + 37
+    codes = rng.integers(-127, 128, (4, count, dim), dtype=np.int8)
+    scales, errors = rng.random((4, count), np.float32), rng.random((4, count), np.float32)
+    query = rng.choice(np.array([-32767, 32767, -1, 0, 5], np.int16), (3, dim))
+    weights = rng.random(3)
+    cells = [3, 0, 2]
+    estimate, bound = scan_int8(codes, scales, errors, cells, query, weights)
+    exact = sum(scales[c].astype(np.float64) * (codes[c].astype(np.int64) @ query[i])
+                for i, c in enumerate(cells))
+    np.testing.assert_allclose(estimate, exact, rtol=1e-12)
+    np.testing.assert_allclose(bound, sum(errors[c] * weights[i] for i, c in enumerate(cells)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["plain", "ties", "masked", "few", "small take"])
+def test_largest_keeps_the_top_values_in_order(case) -> None:
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal(20000)
+    if case == "ties":
+        values = np.round(values)  # five distinct values: the cut keeps far too many
+    if case == "masked":
+        values[rng.random(20000) < 0.97] = -np.inf
+    if case == "few":
+        values[100:] = -np.inf
+    take = 5 if case == "small take" else 400
+    top = largest(values, take)
+    finite = np.sort(values[np.isfinite(values)])[::-1][:take]
+    np.testing.assert_array_equal(values[top], finite)
+    assert len(set(top.tolist())) == len(top)

@@ -29,6 +29,7 @@ from shoematch.retrieval.confidence import GalleryMoments
 # Covers float32 rounding in the scan's accumulation (scores are at most the number of cells).
 ACCUMULATION_SLACK = 1e-4
 MIN_CANDIDATES = 64
+SAMPLE_STRIDE = 8  # `largest` estimates its cut from every 8th value
 
 
 @dataclass(frozen=True)
@@ -202,10 +203,7 @@ class ShardSearcher:
             return np.empty(0, dtype=np.int64)
         take = min(valid, max(MIN_CANDIDATES, 4 * k))
         while True:
-            top = np.argpartition(-lower, take - 1)[:take] if take < len(lower) else \
-                np.arange(len(lower))
-            top = top[np.argsort(-lower[top], kind="stable")]
-            top = top[np.isfinite(lower[top])]
+            top = largest(lower, take)
             _, first = np.unique(self.model_codes[top], return_index=True)
             if len(first) >= k:
                 theta = lower[top[np.sort(first)[k - 1]]]
@@ -213,6 +211,28 @@ class ShardSearcher:
             if take >= valid:
                 return np.flatnonzero(np.isfinite(upper))
             take = min(valid, 2 * take)
+
+
+def largest(values: np.ndarray, take: int) -> np.ndarray:
+    """Indices of the `take` largest `values`, finite ones only, in descending order.
+
+    Cuts at a value estimated from every `SAMPLE_STRIDE`-th entry (about twice `take` entries
+    lie above it) and sorts only those: a full partition of every reference's bound took
+    ~0.4 ms of a 56,847-reference search. When the cut keeps too few or far too many entries
+    (ties, masked references), a full partition decides. Which of several equal values at the
+    cut is kept is arbitrary, as with a partition.
+    """
+    if take >= len(values):
+        top = np.arange(len(values))
+    else:
+        sample = values[::SAMPLE_STRIDE]
+        rank = min(len(sample), 2 * take // SAMPLE_STRIDE + 1)
+        cut = np.partition(sample, len(sample) - rank)[len(sample) - rank]
+        top = np.flatnonzero(values >= cut)
+        if not take <= len(top) <= 8 * take:
+            top = np.argpartition(-values, take - 1)[:take]
+    top = top[np.argsort(-values[top], kind="stable")][:take]
+    return top[np.isfinite(values[top])]
 
 
 def best_rows(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,

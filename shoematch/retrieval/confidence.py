@@ -35,10 +35,13 @@ class GalleryMoments:
 
     def add(self, scores: np.ndarray) -> None:
         values = np.asarray(scores, dtype=np.float64)
-        values = values[np.isfinite(values)]
+        total = float(values.sum())
+        if not np.isfinite(total):  # copy out the finite ones only when there are others
+            values = values[np.isfinite(values)]
+            total = float(values.sum())
         self.count += int(values.size)
-        self.total += float(values.sum())
-        self.squares += float((values * values).sum())
+        self.total += total
+        self.squares += float(values @ values)
 
     def merged(self, other: GalleryMoments) -> GalleryMoments:
         return GalleryMoments(self.count + other.count, self.total + other.total,
