@@ -32,6 +32,7 @@ from shoematch.index.shard_io import METADATA_SCHEMA
 from shoematch.storage import open_store
 
 GRID, DIM = (6, 12), 128
+STRIDE = 32  # the CriSp encoder's: its 192×384 canvas gives the 6×12 grid
 INSTANCES_PER_MODEL = 3
 CHUNK = 8192  # references generated at once: 8192 × 72 × 128 float32 = 302 MB
 
@@ -90,7 +91,8 @@ def write_random_index(root: str, references: int, shards: int, seed: int = 0) -
                             int(bounds[i + 1] - bounds[i]), seed + i) for i in range(shards)]
     manifest = IndexManifest(
         version=new_version_id(), created_at=time.time(), model_uri="none:random-unit-cells",
-        canvas={"height": 384, "width": 192}, grid=GRID, dim=DIM, dtype="float16",
+        canvas={"height": GRID[0] * STRIDE, "width": GRID[1] * STRIDE}, grid=GRID, dim=DIM,
+        dtype="float16",
         refdb="none:random", refdb_digest="", shards=entries,
         counts={"references": references,
                 "models": -(-references // INSTANCES_PER_MODEL), "shards": shards})
