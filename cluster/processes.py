@@ -93,26 +93,27 @@ def stop_pids(pids: list[int], timeout_s: float = 15.0,
     The groups of `leaders_only` get their SIGTERM through the leader alone: a leader that stops
     its children in order (`ray start --block`, in about 2 s) would otherwise see them all
     signalled at once, which leaves Ray's GCS and raylet waiting on each other until SIGKILL."""
+    _signal(pids, signal.SIGTERM, leaders_only)
+    _wait_exit(pids, timeout_s)
+    _signal(pids, signal.SIGKILL, ())
+    _wait_exit(pids, timeout_s)
+
+
+def _signal(pids: list[int], sig: signal.Signals, leaders_only: Collection[int]) -> None:
+    """Send `sig` to each pid's process group (to the pid alone for `leaders_only`)."""
     for pid in pids:
         try:
             if pid in leaders_only:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
             else:
-                os.killpg(pid, signal.SIGTERM)
+                os.killpg(pid, sig)
         except ProcessLookupError:
             pass
         except PermissionError:
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
-        time.sleep(0.1)
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
+
+
+def _wait_exit(pids: list[int], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
         time.sleep(0.1)
