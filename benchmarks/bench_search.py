@@ -1,6 +1,6 @@
 """Search speed against the memory-bandwidth floor: 56,847 references × 128×6×12 unit cells.
 
-    python -m benchmarks.bench_search [--references 56847] [--repeats 5] [--threads 2]
+    python -m benchmarks.bench_search [--references 56847] [--repeats 10] [--threads 2]
 
 The float16 truth is written to a .npy and memory-mapped, as a Serve shard holds it; only the
 int8 scan copy stays in RAM. For one query with 40 % and 100 % of the cells visible, exact
@@ -125,7 +125,7 @@ def mapped_truth(n: int, rng: np.random.Generator, path: str) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--references", type=int, default=56847)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=tempfile.gettempdir())
     args = parser.parse_args()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from shoematch.errors import QueryError
+from shoematch.index import search as search_module
 from shoematch.index.filters import FilterColumns, parse_filters
 from shoematch.index.merge import merge_top_k
 from shoematch.index.quantize import quantize_cells, quantize_query, query_levels
@@ -76,6 +77,21 @@ def test_search_equals_reference_method(seed, visible, dtype):
             assert_same_ranking([h.model for h in results[b]], expected, best)
             single = searcher.search(queries[b:b + 1], k)[0]  # the single-query kernel
             assert_same_ranking([h.model for h in single], expected, best)
+
+
+@pytest.mark.parametrize("visible", [0.4, 1.0])
+def test_exact_pass_is_exact_whatever_its_first_batch(visible, monkeypatch):
+    """The first batch only sizes the work: one reference at a time (many rounds) or the whole
+    queue gives the same ranking as the estimate-sized batch."""
+    rng = np.random.default_rng(3)
+    cells = unit_cells(rng, 900)
+    models = [f"m{int(i)}" for i in rng.integers(0, 300, 900)]
+    queries = masked_queries(rng, 3, 12, 16, visible)
+    searcher = ShardSearcher(cells, models)
+    sized = searcher.search(queries, 20)
+    for size in (lambda *args: 1, lambda queue, *args: len(queue)):
+        monkeypatch.setattr(search_module, "first_batch", size)
+        assert searcher.search(queries, 20) == sized
 
 
 def test_scan_bounds_hold():

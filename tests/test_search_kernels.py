@@ -1,4 +1,5 @@
-"""The search's numba kernels: the truth gather and the per-process thread setting."""
+"""The search's numba kernels: the scan, the exact pass's products, `largest`, and the
+per-process thread setting."""
 
 from __future__ import annotations
 
@@ -6,26 +7,39 @@ import numpy as np
 import pytest
 import torch
 
-from shoematch.index.gather import gather_cells
+from shoematch.index.exact import cell_dots
 from shoematch.index.scan import scan_int8
 from shoematch.index.search import ShardSearcher, largest
 from shoematch.index.threads import set_search_threads
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_gather_matches_fancy_indexing(dtype, tmp_path) -> None:
+def test_cell_dots_match_float32_products(dtype, tmp_path) -> None:
+    """In RAM and memory-mapped, with repeated and unsorted rows, including float16's extremes
+    (subnormals, the largest finite value)."""
     rng = np.random.default_rng(0)
     truth = rng.standard_normal((6, 50, 16)).astype(dtype)
+    truth[4, 3, :2] = [6e-8, -65504] if dtype == np.float16 else [1e-30, -1e30]
     path = tmp_path / "truth.npy"
     np.save(path, truth)
     mapped = np.load(path, mmap_mode="r")
     cells, rows = [4, 0, 2], [49, 3, 3, 17]
-    expected = truth[np.ix_(cells, rows)].astype(np.float32).transpose(1, 0, 2)
+    query = rng.standard_normal((3, 16)).astype(np.float32)
+    picked = truth[np.ix_(cells, rows)].astype(np.float32)  # [cells, rows, C]
+    expected = np.einsum("irc,ic->ri", picked.astype(np.float64), query.astype(np.float64))
     for source in (truth, mapped):
-        got = gather_cells(source, cells, rows)
-        assert got.dtype == torch.float32
-        np.testing.assert_array_equal(got.numpy(), expected)
-    assert gather_cells(mapped, cells, []).shape == (0, 3, 16)
+        got = cell_dots(source, cells, rows, query)
+        assert got.dtype == np.float32 and got.shape == (4, 3)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert cell_dots(mapped, cells, [], query).shape == (0, 3)
+
+
+def test_cell_dots_refuse_what_does_not_fit() -> None:
+    truth = np.zeros((6, 5, 16), np.float16)
+    with pytest.raises(ValueError, match="does not fit 2 cells of 16 channels"):
+        cell_dots(truth, [0, 1], [0], np.zeros((3, 16), np.float32))
+    with pytest.raises(ValueError, match="int8 is not a float16/32/64"):
+        cell_dots(truth.astype(np.int8), [0], [0], np.zeros((1, 16), np.float32))
 
 
 def test_exact_scores_of_no_rows_is_empty() -> None:

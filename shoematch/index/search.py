@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from shoematch.index.gather import gather_cells
+from shoematch.index.exact import cell_dots
 from shoematch.index.quantize import quantize_cells, quantize_query
 from shoematch.index.scan import scan_int8
 from shoematch.retrieval.confidence import GalleryMoments
@@ -32,7 +32,7 @@ MIN_CANDIDATES = 64
 SAMPLE_STRIDE = 8  # `largest` estimates its cut from every 8th value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShardHit:
     """The best instance of one shoe model within a shard."""
 
@@ -121,20 +121,20 @@ class ShardSearcher:
                      visible: list[int]) -> np.ndarray:
         """Exact float32 scores of `rows` for one query [S, C]: only the visible cells of those
         rows are read from the truth."""
-        picked = gather_cells(self.cells, visible, rows)  # [rows, visible, C]
-        values = query.float()[visible].reshape(-1)
-        return (picked.reshape(len(rows), values.numel()) @ values).numpy()
+        return self._exact(query.float().numpy()[visible], rows, visible)
+
+    def _exact(self, values: np.ndarray, rows: np.ndarray, visible: list[int]) -> np.ndarray:
+        """Exact scores of `rows` from the query's visible cells `values` [len(visible), C]."""
+        return cell_dots(self.cells, visible, rows, values).sum(axis=1, dtype=np.float32)
 
     def cell_scores(self, query: torch.Tensor, rows: Sequence[int]) -> np.ndarray:
         """Per-cell similarity q_s · d_s [len(rows), S] of reference rows: where a match comes
         from. Cells the query cannot see score 0 and are not read."""
-        values = query.float()
-        visible = np.flatnonzero(values.abs().sum(-1).numpy() > 0)
+        values = query.float().numpy()
+        visible = np.flatnonzero(np.abs(values).sum(-1) > 0)
         scores = np.zeros((len(rows), self.grid_cells), dtype=np.float32)
         if len(rows) and len(visible):
-            picked = gather_cells(self.cells, visible, rows)  # [rows, visible, C]
-            scores[:, visible] = torch.einsum("rvc,vc->rv", picked,
-                                                values[torch.from_numpy(visible)]).numpy()
+            scores[:, visible] = cell_dots(self.cells, visible, rows, values[visible])
         return scores
 
     def search(self, queries: torch.Tensor, k: int,
@@ -162,24 +162,33 @@ class ShardSearcher:
                 upper = np.where(mask, upper, -np.inf)
                 lower = np.where(mask, lower, -np.inf)
             stats.add_moments(b, estimate if mask is None else estimate[mask])
-            results.append(self._exact_top(queries[b], upper, lower, k, cells, stats))
+            results.append(self._exact_top(queries[b], estimate, upper, lower, k, cells,
+                                           stats))
             stats.exact_s += time.perf_counter() - scanned
         return results
 
-    def _exact_top(self, query: torch.Tensor, upper: np.ndarray, lower: np.ndarray, k: int,
-                   cells: list[int], stats: SearchStats) -> list[ShardHit]:
+    def _exact_top(self, query: torch.Tensor, estimate: np.ndarray, upper: np.ndarray,
+                   lower: np.ndarray, k: int, cells: list[int],
+                   stats: SearchStats) -> list[ShardHit]:
         """Score candidates exactly in descending upper bound until none left can beat the k-th
-        best model found so far (θ); ties with θ are scored, as they may win on order."""
+        best model found so far (θ); ties with θ are scored, as they may win on order.
+
+        The first batch is every candidate whose upper bound reaches the k-th best model's
+        estimate: the estimates are close to the truth, so one batch usually settles θ (each
+        batch costs a parallel region and a ranking; the bounds alone decide correctness).
+        """
         queue = self._candidates(upper, lower, k)
         queue = queue[np.argsort(-upper[queue], kind="stable")]
+        values = query.float().numpy()[cells]
         rows, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        theta, done, step = -np.inf, 0, max(MIN_CANDIDATES, 2 * k)
+        theta, done, step = -np.inf, 0, first_batch(queue, estimate, upper, self.model_codes, k,
+                                                  len(cells) * values.shape[1])
         while done < len(queue) and upper[queue[done]] >= theta:
             batch = np.sort(queue[done:done + step])
             batch = batch[upper[batch] >= theta]
             done += step
             step *= 2
-            exact = self.exact_scores(query, batch, cells) if cells else \
+            exact = self._exact(values, batch, cells) if cells else \
                 np.zeros(len(batch), dtype=np.float32)
             stats.exact_scored += len(batch)
             stats.truth_rows += len(batch) * len(cells)
@@ -211,6 +220,24 @@ class ShardSearcher:
             if take >= valid:
                 return np.flatnonzero(np.isfinite(upper))
             take = min(valid, 2 * take)
+
+
+def first_batch(queue: np.ndarray, estimate: np.ndarray, upper: np.ndarray,
+                model_codes: np.ndarray, k: int, products: int) -> int:
+    """How many of `queue` (sorted by descending upper bound) the exact pass's first batch takes:
+    those whose upper bound reaches the k-th best model's estimate less a margin, about as many
+    as the exact pass has to score (at least MIN_CANDIDATES).
+
+    The margin is three standard deviations of that estimate's error if the quantisation errors
+    of its `products` values (visible cells × channels) point in random directions: the bound
+    assumes every one is aligned against the query, ~√products times the typical error.
+    """
+    best = best_rows(queue, estimate[queue].astype(np.float32), model_codes, k)
+    if len(best) < k:
+        return max(MIN_CANDIDATES, len(queue))
+    kth = queue[best[-1]]
+    reach = estimate[kth] - 3 * (upper[kth] - estimate[kth]) / np.sqrt(max(1, products))
+    return max(MIN_CANDIDATES, int(np.count_nonzero(upper[queue] >= reach)))
 
 
 def largest(values: np.ndarray, take: int) -> np.ndarray:
@@ -247,9 +274,11 @@ def best_rows(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
 def best_per_model(rows: np.ndarray, scores: np.ndarray, model_codes: np.ndarray,
                    model_names: np.ndarray, order_offset: int, k: int) -> list[ShardHit]:
     """The first `k` unique models of `rows` by descending score (ties: lower order)."""
-    return [ShardHit(str(model_names[model_codes[rows[i]]]), float(scores[i]), int(rows[i]),
-                     order_offset + int(rows[i]))
-            for i in best_rows(rows, scores, model_codes, k)]
+    best = best_rows(rows, scores, model_codes, k)
+    picked = rows[best]
+    names = model_names[model_codes[picked]].tolist()  # one conversion per list, not per hit
+    return [ShardHit(name, score, row, order_offset + row) for name, score, row in
+            zip(names, scores[best].tolist(), picked.tolist(), strict=True)]
 
 
 class PhotoSearcher:
