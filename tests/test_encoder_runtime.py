@@ -97,3 +97,17 @@ def test_efficientnet_bodies_run_eagerly_under_the_onnx_runtime() -> None:
 
     model = CrispEncoder("efficientnet_lite0", embed_dim=8)
     assert isinstance(prepare_encoder(model, "onnx"), EagerEncoder)
+
+
+def test_encoder_ceiling_counts_multiply_accumulates() -> None:
+    """The ceiling benchmark's MAC count: k·k·C_in per output value of each convolution, C_in
+    per output of a linear layer; ResNet-50 CriSp at 192×384 is ≈ 6.3 GMAC."""
+    from benchmarks.encoder_ceiling import ConvProbe, conv_macs
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 8 * 8, 5))
+    assert conv_macs(net, torch.zeros(1, 2, 8, 8)) == 4 * 64 * 2 * 9 + 5 * 256
+    probe = conv_macs(ConvProbe(1, width=8, depth=2), torch.zeros(1, 2, 16, 16))
+    assert probe == 16 * 8 * (2 * 16) + 2 * 16 * 8 * 8
+    macs = conv_macs(CrispEncoder("resnet50", 128).eval(), torch.zeros(1, 2, 192, 384))
+    assert 6.2e9 < macs < 6.4e9
