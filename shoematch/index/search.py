@@ -173,9 +173,10 @@ class ShardSearcher:
         """Score candidates exactly in descending upper bound until none left can beat the k-th
         best model found so far (θ); ties with θ are scored, as they may win on order.
 
-        The first batch is every candidate whose upper bound reaches the k-th best model's
-        estimate: the estimates are close to the truth, so one batch usually settles θ (each
-        batch costs a parallel region and a ranking; the bounds alone decide correctness).
+        The first batch is every candidate whose upper bound reaches (nearly) the k-th best
+        model's estimate (`first_batch`): the estimates are close to the truth, so one batch
+        usually settles θ. Each batch costs a parallel region and a ranking; the bounds alone
+        decide what must be scored, so the batch sizes change the time, never the result.
         """
         queue = self._candidates(upper, lower, k)
         queue = queue[np.argsort(-upper[queue], kind="stable")]
