@@ -4,8 +4,7 @@
   float32 — one `vcvtph2ps` on x86 with F16C; float32 passes through, float64 is rounded.
 - `prefetch_line`: a read prefetch of the cache line holding `array[i, j, k]` into every cache
   level (`llvm.prefetch`). The exact pass reads scattered rows, each on its own page, and
-  issues the next reference's rows while the current ones are multiplied (`exact.py` has the
-  measured effect).
+  issues rows a few ahead of the one being multiplied (`exact.py` has the measured effect).
 """
 
 from __future__ import annotations
