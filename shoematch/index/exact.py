@@ -24,8 +24,9 @@ from shoematch.index.threads import apply_search_threads
 
 CACHE_LINE = 64
 PREFETCH_ROWS = 8  # rows ahead within a cell plane
-_BITS = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.float32,
-         np.dtype(np.float64): np.float64}
+# How the kernel reads each truth dtype: float16 as its uint16 bits (numba has no CPU float16).
+_READ_AS = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.float32,
+            np.dtype(np.float64): np.float64}
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -50,7 +51,7 @@ def cell_dots(truth: np.ndarray, cells: Sequence[int] | np.ndarray,
     (float16, float32 or float64, possibly memory-mapped: only the named rows are read) and a
     query [len(cells), C]; products in float32, as a float32 matrix product would give."""
     raw = np.asarray(truth)
-    if raw.dtype not in _BITS:
+    if raw.dtype not in _READ_AS:
         raise ValueError(f"truth of dtype {raw.dtype} is not a float16/32/64 array")
     values = np.ascontiguousarray(query, dtype=np.float32)
     picked = np.asarray(cells, dtype=np.int64)
@@ -59,5 +60,5 @@ def cell_dots(truth: np.ndarray, cells: Sequence[int] | np.ndarray,
                          f"{raw.shape[2]} channels")
     out = np.empty((len(rows), len(picked)), dtype=np.float32)
     apply_search_threads()
-    _cell_dots(raw.view(_BITS[raw.dtype]), picked, np.asarray(rows, dtype=np.int64), values, out)
+    _cell_dots(raw.view(_READ_AS[raw.dtype]), picked, np.asarray(rows, dtype=np.int64), values, out)
     return out
