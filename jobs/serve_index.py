@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
+from types import FrameType
 
 import httpx
 
@@ -59,6 +61,17 @@ def wait_ready(url: str, deadline_s: float) -> dict:
     raise ShoematchError(f"{url} not healthy within {deadline_s:.0f} s ({last})")
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the local serve cleanly. Explicit, because a process started
+    in the background inherits SIGINT ignored, and Python then installs no handler of its own."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     on_cluster = bool(os.environ.get("RAY_ADDRESS"))
@@ -88,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"examiner workbench: {url}/")
     if not on_cluster:
         print("local Ray instance: serving until Ctrl-C")
+        stop_on_signals()
         try:
             while True:
                 time.sleep(3600)

@@ -6,12 +6,11 @@ trials; bad input that fails before any cluster work."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.job_cli import run_job
 from tests.ray_jobs import submit as submit_job
 from tests.ray_jobs import wait_job
 
@@ -127,14 +126,13 @@ def test_descriptor_sweep_runs_parallel_trials_in_one_job(refdb, tmp_path, ray_h
                                         ("train_attributes", "configs/attributes_tiny.yaml"),
                                         ("sweep_descriptors",
                                          "configs/descriptor_sweep_tiny.yaml")])
-def test_bad_inputs_fail_before_cluster_work(job, config, refdb, tmp_path):
-    def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", f"jobs.{job}", "--config", config, *common(refdb, tmp_path),
-             f"ray.storage_path={tmp_path}/ray", *extra],
-            cwd=REPO, capture_output=True, text=True, timeout=60)
+def test_bad_inputs_fail_before_cluster_work(job, config, refdb, tmp_path, capsys):
+    def run(*extra: str, subprocess_too: bool = False) -> subprocess.CompletedProcess:
+        return run_job(f"jobs.{job}", ["--config", config, *common(refdb, tmp_path),
+                                       f"ray.storage_path={tmp_path}/ray", *extra], capsys,
+                       subprocess_too)
 
-    unknown = run("optim.learning_rate=0.1")
+    unknown = run("optim.learning_rate=0.1", subprocess_too=True)
     assert unknown.returncode == 2
     assert "unknown config key 'optim.learning_rate'" in unknown.stderr
     missing = run(f"data.refdb={tmp_path}/nothing")

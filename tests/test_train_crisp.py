@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.job_cli import run_job
 from tests.ray_jobs import submit, wait_job
 
 # The killed-worker run: a checkpoint at step 4, a worker killed once step 6 is logged, a
@@ -90,14 +91,13 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
 
 
-def test_bad_inputs_fail_before_cluster_work(tiny_refs, tmp_path):
-    def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "jobs.train_crisp", "--config", "configs/crisp_tiny.yaml",
-             *overrides(tiny_refs, str(tmp_path), "bad", 2), *extra],
-            cwd=REPO, capture_output=True, text=True, timeout=60)
+def test_bad_inputs_fail_before_cluster_work(tiny_refs, tmp_path, capsys):
+    def run(*extra: str, subprocess_too: bool = False) -> subprocess.CompletedProcess:
+        return run_job("jobs.train_crisp", ["--config", "configs/crisp_tiny.yaml",
+                                            *overrides(tiny_refs, str(tmp_path), "bad", 2),
+                                            *extra], capsys, subprocess_too)
 
-    unknown = run("optim.learning_rate=0.1")
+    unknown = run("optim.learning_rate=0.1", subprocess_too=True)
     assert unknown.returncode == 2 and "unknown config key 'optim.learning_rate'" in unknown.stderr
     missing = run(f"data.refdb={tmp_path}/nothing")
     assert missing.returncode == 2 and "no manifest.json" in missing.stderr

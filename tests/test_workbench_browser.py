@@ -51,6 +51,11 @@ def auth(user: str = "alice") -> dict:
     return {"Authorization": f"Bearer {TOKENS[user]}"}
 
 
+def ignore_interrupts() -> None:
+    """What a shell does for a job started in the background with `&`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture(scope="module")
 def workbench(tiny_refs, random_encoder, tmp_path_factory):
     """The tiny index (with a descriptor model) served with named users and an SQLite case db;
@@ -75,7 +80,8 @@ def workbench(tiny_refs, random_encoder, tmp_path_factory):
             [sys.executable, "-m", "jobs.serve_index", "--index", root, "--slots", "1",
              "--port", str(port), "--set", f"db_url={db_url}", f"users_file={users}",
              "max_upload_bytes=2000000"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            preexec_fn=ignore_interrupts)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240
@@ -86,11 +92,15 @@ def workbench(tiny_refs, random_encoder, tmp_path_factory):
         assert f"examiner workbench: {url}/" in log_path.read_text()
         yield url, root, db_url, work
     finally:
-        process.send_signal(signal.SIGINT)  # the job's Ctrl-C: Serve and Ray shut down
+        # The job's Ctrl-C: Serve and Ray shut down, even though the job was started as a
+        # background process would be, with SIGINT ignored (see `ignore_interrupts`).
+        process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            code = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             stop_pid(process.pid)
+            raise AssertionError("the serve job did not stop on Ctrl-C within 60 s") from None
+        assert code == 0, log_path.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")
