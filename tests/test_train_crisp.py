@@ -37,7 +37,8 @@ def train_workers(dashboard: str) -> list[int]:
     return [a.pid for a in actors if "TrainWorker" in (a.class_name or "")]
 
 
-def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_head):
+def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_head, capsys,
+                                                       monkeypatch):
     import mlflow
     from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -83,11 +84,10 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_
         assert report["overall"]["queries"] == 8 and 0 <= report["overall"]["hit@5"] <= 1
         assert {"category=blood", "seen", "unseen"} & set(report["groups"])
         assert (out / "top10.png").stat().st_size > 1000
-    unknown = subprocess.run(
-        [sys.executable, "-m", "jobs.evaluate", "--model", "models:/no-such-model/1", "--refdb",
-         f"{tiny_refs}/references", "--queries", f"{tiny_refs}/queries"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    unknown = run_job("jobs.evaluate", ["--model", "models:/no-such-model/1", "--refdb",
+                                        f"{tiny_refs}/references", "--queries",
+                                        f"{tiny_refs}/queries"], capsys)
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
 
 
