@@ -15,9 +15,9 @@ from tests.conftest import REPO
 
 
 def run_job(module: str, argv: list[str], capsys: pytest.CaptureFixture[str],
-            subprocess_too: bool = False) -> subprocess.CompletedProcess:
-    """`python -m module argv` → its exit code and output (in a subprocess if asked)."""
-    if subprocess_too:
+            in_subprocess: bool = False) -> subprocess.CompletedProcess:
+    """`python -m module argv` → its exit code and output (a real subprocess if asked)."""
+    if in_subprocess:
         return subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO,
                               capture_output=True, text=True, timeout=60)
     main = importlib.import_module(module).main

@@ -127,12 +127,12 @@ def test_descriptor_sweep_runs_parallel_trials_in_one_job(refdb, tmp_path, ray_h
                                         ("sweep_descriptors",
                                          "configs/descriptor_sweep_tiny.yaml")])
 def test_bad_inputs_fail_before_cluster_work(job, config, refdb, tmp_path, capsys):
-    def run(*extra: str, subprocess_too: bool = False) -> subprocess.CompletedProcess:
+    def run(*extra: str, in_subprocess: bool = False) -> subprocess.CompletedProcess:
         return run_job(f"jobs.{job}", ["--config", config, *common(refdb, tmp_path),
                                        f"ray.storage_path={tmp_path}/ray", *extra], capsys,
-                       subprocess_too)
+                       in_subprocess)
 
-    unknown = run("optim.learning_rate=0.1", subprocess_too=True)
+    unknown = run("optim.learning_rate=0.1", in_subprocess=True)
     assert unknown.returncode == 2
     assert "unknown config key 'optim.learning_rate'" in unknown.stderr
     missing = run(f"data.refdb={tmp_path}/nothing")

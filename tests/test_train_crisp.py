@@ -92,12 +92,12 @@ def test_train_via_job_submit_survives_a_killed_worker(tiny_refs, tmp_path, ray_
 
 
 def test_bad_inputs_fail_before_cluster_work(tiny_refs, tmp_path, capsys):
-    def run(*extra: str, subprocess_too: bool = False) -> subprocess.CompletedProcess:
+    def run(*extra: str, in_subprocess: bool = False) -> subprocess.CompletedProcess:
         return run_job("jobs.train_crisp", ["--config", "configs/crisp_tiny.yaml",
                                             *overrides(tiny_refs, str(tmp_path), "bad", 2),
-                                            *extra], capsys, subprocess_too)
+                                            *extra], capsys, in_subprocess)
 
-    unknown = run("optim.learning_rate=0.1", subprocess_too=True)
+    unknown = run("optim.learning_rate=0.1", in_subprocess=True)
     assert unknown.returncode == 2 and "unknown config key 'optim.learning_rate'" in unknown.stderr
     missing = run(f"data.refdb={tmp_path}/nothing")
     assert missing.returncode == 2 and "no manifest.json" in missing.stderr
