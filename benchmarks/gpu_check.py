@@ -153,11 +153,18 @@ def encoder_step(work: str, sizes: Sizes, device: torch.device) -> Row:
     encoder = QueryEncoder.func_or_class(1, 8, 0.0)
     rng = np.random.default_rng(0)
     figures = []
-    for batch in (1, 8):
-        requests = [(model, rng.integers(0, 256, sizes.canvas, dtype=np.uint8),
-                     np.ones(sizes.canvas, dtype=bool)) for _ in range(batch)]
-        seconds = clock(lambda r=requests: asyncio.run(encoder.encode_batch(r)), device)
-        figures.append(f"{seconds / batch * 1e3:.1f}")
+    # One event loop for every call, as in a replica: a loop per call would start a new worker
+    # thread each time, and on a GPU each new thread pays for its own CUDA library handles.
+    loop = asyncio.new_event_loop()
+    try:
+        for batch in (1, 8):
+            requests = [(model, rng.integers(0, 256, sizes.canvas, dtype=np.uint8),
+                         np.ones(sizes.canvas, dtype=bool)) for _ in range(batch)]
+            seconds = clock(lambda r=requests: loop.run_until_complete(encoder.encode_batch(r)),
+                            device)
+            figures.append(f"{seconds / batch * 1e3:.1f}")
+    finally:
+        loop.close()
     return Row("Serve query encoder", device.type, f"{' / '.join(figures)} ms/query at batch 1 / 8",
                f"{sizes.arch}, runtime {encoder.runtime if device.type == 'cpu' else 'eager'}")
 
@@ -227,11 +234,19 @@ def dense_step(data: str, sizes: Sizes, device: torch.device) -> Row:
                f"{seconds * 1e3:.0f} ms/probe", f"{len(prints)} references")
 
 
+STEPS = ("training", "augmentation", "re-index", "encoder", "scan", "dense")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "gpu_check"))
+    parser.add_argument("--only", default=",".join(STEPS), help="comma-separated steps to run "
+                        f"(a rerun of those that failed), of: {', '.join(STEPS)}")
     args = parser.parse_args()
+    only = args.only.split(",")
+    if unknown := sorted(set(only) - set(STEPS)):
+        parser.error(f"--only: unknown step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     sizes = TINY if args.tiny or not cuda else FULL
@@ -252,16 +267,20 @@ def main() -> None:
     ]
     failed = []
     for name, step in steps:
+        if name not in only:
+            continue
         step_started = time.perf_counter()
         try:
             result = step()
         except Exception as exc:  # one broken path must not hide the others' figures
             failed.append(name)
             result = Row(name, device.type, "FAILED", f"{type(exc).__name__}: {exc}"[:200])
-        for row in result if isinstance(result, list) else [result]:
+        step_rows = result if isinstance(result, list) else [result]
+        for row in step_rows:
             row.note += f" ({time.perf_counter() - step_started:.0f} s)"
-            rows.append(row)
-        print(f"  {name} done", flush=True)
+        rows.extend(step_rows)
+        # Each figure as soon as it is known: a run stopped at its time limit keeps them.
+        print(f"  {name} done: " + "; ".join(r.figure for r in step_rows), flush=True)
     print(f"\n{'GPU: ' + torch.cuda.get_device_name(device) if cuda else 'no CUDA device'}; "
           f"{'tiny' if sizes is TINY else 'full'} sizes; {time.perf_counter() - started:.0f} s")
     print("| step | device | figure | note |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -52,12 +53,30 @@ class ScheduleConfig(TrainScheduleConfig):
 
 
 class RayConfig(TrainRayConfig):
+    gpus_per_worker: float = Field(0.75, gt=0, le=1, description="each DDP worker's share of "
+                                   "its GPU when use_gpu: the rest is for augmentation")
     aug_actors: int = Field(1, ge=1, description="actor pool size for augmentation")
     aug_actor_cpus: float = Field(0.5, gt=0, description="fractional CPUs: see docs/decisions.md")
+    aug_actor_gpus: float = Field(0.25, ge=0, lt=1, description="each augmentation actor's GPU "
+                                  "share when use_gpu (0: augment on CPUs)")
     aug_batch_size: int = Field(16, ge=1)
     group_partitions: int | None = Field(
         None, ge=1, description="hash partitions of the one-row-per-class groupby (None: Ray "
         "Data's default, 200); a tiny dataset is grouped in seconds with 1-2 instead of minutes")
+
+    @model_validator(mode="after")
+    def _augmentation_fits_beside_the_workers(self) -> RayConfig:
+        """Each worker holds one GPU's `gpus_per_worker`; the actors must fit in what is left,
+        else they wait for a GPU for ever while the workers wait for their batches."""
+        if not self.use_gpu or self.aug_actor_gpus == 0:
+            return self
+        per_gpu = math.ceil(self.aug_actors / self.num_workers)
+        if self.gpus_per_worker + per_gpu * self.aug_actor_gpus > 1 + 1e-9:
+            raise ValueError(
+                f"ray.gpus_per_worker={self.gpus_per_worker:g} + {per_gpu} augmentation "
+                f"actor(s) per GPU × ray.aug_actor_gpus={self.aug_actor_gpus:g} exceed one GPU: "
+                "lower either share, or set ray.aug_actor_gpus=0 to augment on CPUs")
+        return self
 
 
 class CrispTrainConfig(TrainConfig):

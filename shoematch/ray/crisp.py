@@ -47,7 +47,7 @@ def build_train_dataset(config: CrispTrainConfig):
         batch_size=config.ray.aug_batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=config.ray.aug_actors),
-        num_gpus=1 if config.ray.use_gpu else 0,
+        num_gpus=config.ray.aug_actor_gpus if config.ray.use_gpu else 0,
         num_cpus=config.ray.aug_actor_cpus,
     )
 

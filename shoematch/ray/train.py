@@ -169,6 +169,13 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     job.train_steps(model, optimizer, device, rank, world, start, reporter, batches)
 
 
+def worker_resources(config: TrainRayConfig) -> dict[str, float]:
+    """One DDP worker's Ray resources: its CPUs, and its share of one GPU when use_gpu."""
+    if config.use_gpu:
+        return {"CPU": config.cpus_per_worker, "GPU": config.gpus_per_worker}
+    return {"CPU": config.cpus_per_worker}
+
+
 def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str, Any] | None):
     """Run `train_worker` on `config.num_workers` DDP workers; returns the Ray Train Result."""
 
@@ -177,7 +184,7 @@ def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
-            resources_per_worker={"CPU": config.cpus_per_worker}),
+            resources_per_worker=worker_resources(config)),
         torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
             name=config.run_name, storage_path=config.storage_path,

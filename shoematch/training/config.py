@@ -37,6 +37,9 @@ class TrainRayConfig(StrictModel):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(
+        1.0, gt=0, le=1, description="each worker's share of its GPU when use_gpu; below 1 "
+        "leaves the rest of that GPU to Ray Data actors")
     storage_path: str = Field("runs/ray", description="checkpoints: a directory or s3://")
     run_name: str
     max_failures: int = Field(2, ge=-1)
