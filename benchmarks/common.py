@@ -47,3 +47,18 @@ def class_rows(refdb: str, label: str = "pattern", split: str = "train") -> list
     table = table.filter(pc.equal(table["split"], split))
     return [collect_group(table.filter(pc.equal(table[field], value)), field)
             for value in sorted(set(table[field].to_pylist()))]
+
+
+def training_span(tracking_uri: str, experiment: str, run_name: str) -> tuple[float, int, float]:
+    """A training run logged every step (`schedule.log_every` 1): seconds from its first to its
+    last step by MLflow's timestamps, the steps logged, and the images trained in that span (each
+    step's images/s times the time since the previous step)."""
+    import mlflow
+
+    run = mlflow.search_runs(experiment_names=[experiment], output_format="list",
+                             filter_string=f"tags.mlflow.runName = '{run_name}'")[0]
+    history = sorted((m.step, m.timestamp / 1e3, m.value) for m in mlflow.MlflowClient(
+        tracking_uri).get_metric_history(run.info.run_id, "images_per_s"))
+    images = sum(rate * (stamp - before) for (_, before, _), (_, stamp, rate)
+                 in zip(history, history[1:], strict=False))
+    return history[-1][1] - history[0][1], len(history), images

@@ -37,7 +37,7 @@ def test_shares_that_overfill_a_gpu_are_refused_by_name(tmp_path):
 def test_augmentation_runs_beside_a_worker_on_one_gpu(tiny_refs, tmp_path):
     """One logical GPU: an actor holding a DDP worker's resources, then the training data
     pipeline must still deliver a batch (its actor takes the rest of the GPU)."""
-    from shoematch.ray.crisp import build_train_dataset
+    from shoematch.ray.crisp import build_train_stream
 
     class WorkerStandIn:  # defined here: Ray ships it by value, the module is not importable
         """Holds a DDP worker's resources for the length of the test."""
@@ -53,7 +53,7 @@ def test_augmentation_runs_beside_a_worker_on_one_gpu(tiny_refs, tmp_path):
             num_cpus=resources["CPU"], num_gpus=resources["GPU"]).remote()
         assert ray.get(worker.ready.remote())
         batches: list[dict] = []
-        dataset = build_train_dataset(config)
+        dataset = build_train_stream(config).dataset
         reader = threading.Thread(target=lambda: batches.append(next(iter(
             dataset.iter_batches(batch_size=None, batch_format="numpy")))), daemon=True)
         reader.start()

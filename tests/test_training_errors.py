@@ -26,12 +26,12 @@ from shoematch.errors import DatasetError
 CPU = torch.device("cpu")
 
 
-def test_crisp_epoch_without_a_full_batch_names_the_refdb():
+def test_crisp_pass_without_a_full_batch_names_the_refdb():
     config = CrispTrainConfig.model_validate({"data": {"refdb": "/data/refs"},
                                               "model": {"arch": "resnet18", "embed_dim": 8}})
     model = CrispEncoder(**config.model.model_dump())
-    with pytest.raises(DatasetError, match="/data/refs: an epoch gave worker 1 no full batch"):
-        crisp_steps(model, crisp_optimizer(config, model.parameters()), lambda size: [], config,
+    with pytest.raises(DatasetError, match="/data/refs: a pass gave worker 1 no full batch"):
+        crisp_steps(model, crisp_optimizer(config, model.parameters()), lambda: [], config,
                     rank=1)
 
 

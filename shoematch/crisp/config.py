@@ -60,6 +60,10 @@ class RayConfig(TrainRayConfig):
     aug_actor_gpus: float = Field(0.25, ge=0, lt=1, description="each augmentation actor's GPU "
                                   "share when use_gpu (0: augment on CPUs)")
     aug_batch_size: int = Field(16, ge=1)
+    epochs_per_pass: int | None = Field(
+        None, ge=1, description="epochs of the class table in one pass of the Ray Data "
+        "pipeline, whose augmentation actors start once per pass (None: as many as the run's "
+        "steps need, up to 2048 blocks in a pass; 1: a pass, and new actors, every epoch)")
     group_partitions: int | None = Field(
         None, ge=1, description="hash partitions of the one-row-per-class groupby (None: Ray "
         "Data's default, 200); a tiny dataset is grouped in seconds with 1-2 instead of minutes")

@@ -1,13 +1,14 @@
 """CriSp's training data, Ray-free: input checks, one row per class with two of its instances
-picked per epoch, and the decode + augment map stage.
+picked each time the row is read, and the decode + augment map stage.
 
-Rows hold every instance of one class (lists of images); each time the data is read the map
-stage picks two distinct instances of each row (the same one twice if the class has only one:
-its two augmented prints then form the positive pair). A batch of N/2 rows is therefore N/2
-classes × 2 instances on every DDP worker, and no class repeats within an epoch or a batch.
+Rows hold every instance of one class (lists of images); each time a row is read the map stage
+picks two distinct instances of it (the same one twice if the class has only one: its two
+augmented prints then form the positive pair). A batch of N/2 rows is therefore N/2 classes × 2
+instances on every DDP worker; the workers batch their rows so that no class repeats within a
+batch (`shoematch.training.passes`: a pass of the pipeline holds several epochs).
 
-`AugmentPairs` is a plain callable class: Ray Data runs it on an actor pool (one GPU each when
-the cluster has GPUs, see `shoematch.ray.crisp_data`), tests call it directly.
+`AugmentPairs` is a plain callable class: Ray Data runs it on an actor pool (with a share of a
+GPU when the cluster has GPUs, see `shoematch.ray.crisp`), tests call it directly.
 """
 
 from __future__ import annotations

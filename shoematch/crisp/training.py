@@ -1,5 +1,5 @@
 """The CriSp training loop, Ray-free: the optimizer and learning-rate warm-up, one step's loss,
-and `train_steps` over epochs of paired batches (the Ray Train worker and the tests run it)."""
+and `train_steps` over passes of paired batches (the Ray Train worker and the tests run it)."""
 
 from __future__ import annotations
 
@@ -80,14 +80,14 @@ def learning_rate(config: CrispTrainConfig, step: int) -> float:
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches,
                 config: CrispTrainConfig, start: int = 0, rank: int = 0,
                 on_step: StepHook | None = None) -> None:
-    """Steps `start`..`optim.steps` over as many epochs of `batches` as it takes;
+    """Steps `start`..`optim.steps` over as many passes of `batches` as it takes;
     `on_step(step, {"loss": …}, images)` after each."""
     generator = torch.Generator().manual_seed(config.optim.seed * 100003 + rank * 997 + start)
     step, steps = start, config.optim.steps
     model.train()
     while step < steps:
-        epoch_start = step
-        for batch in batches(config.optim.batch_models):
+        pass_start = step
+        for batch in batches():
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
             loss, images = crisp_loss(model, batch, config.masking, generator)
@@ -99,6 +99,6 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Bat
                 on_step(step, {"loss": float(loss.detach())}, images)
             if step >= steps:
                 break
-        if step == epoch_start:
-            raise DatasetError(f"{config.data.refdb}: an epoch gave worker {rank} no full batch "
+        if step == pass_start:
+            raise DatasetError(f"{config.data.refdb}: a pass gave worker {rank} no full batch "
                                f"of {config.optim.batch_models} classes")

@@ -13,15 +13,18 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import REFERENCE_KIND
 from shoematch.errors import DatasetError
 from shoematch.log import get_logger
-from shoematch.ray.train import run_training
+from shoematch.ray.train import TrainStream, run_training
 from shoematch.training.job import TrainOutcome
+from shoematch.training.passes import plan_passes
 
 log = get_logger(__name__)
 
 
-def build_train_dataset(config: CrispTrainConfig):
+def build_train_stream(config: CrispTrainConfig) -> TrainStream:
     """Ray Data: read → keep the train split → one row per class (materialised once, before
-    training takes the CPUs) → per epoch: shuffle blocks, pick pairs, decode + Aug on actors."""
+    training takes the CPUs) → per pass: `epochs` copies of those rows in a new block order,
+    pick pairs, decode + Aug on actors that live for the whole pass (`shoematch.training.passes`).
+    """
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     refdb = open_dataset(config.data.refdb, REFERENCE_KIND)
@@ -40,8 +43,14 @@ def build_train_dataset(config: CrispTrainConfig):
         raise DatasetError(f"{config.data.refdb}: {count} training classes ({label_field}), but "
                            f"{config.ray.num_workers} workers × batch_models "
                            f"{config.optim.batch_models} need at least {needed}")
-    log.info("training classes: %d (%s)", count, label_field)
-    return classes.randomize_block_order().map_batches(
+    plan = plan_passes(count, classes.num_blocks(), config.ray.num_workers,
+                       config.optim.batch_models, config.optim.steps, distinct="label",
+                       epochs=config.ray.epochs_per_pass)
+    log.info("training classes: %d (%s); %d epoch(s) per pass, %d steps per pass", count,
+             label_field, plan.epochs, plan.batches)
+    passes = ray.data.from_arrow_refs(classes.to_arrow_refs() * plan.epochs) \
+        if plan.epochs > 1 else classes
+    dataset = passes.randomize_block_order().map_batches(
         AugmentPairs,
         fn_constructor_kwargs={"aug": config.aug.model_dump()},
         batch_size=config.ray.aug_batch_size,
@@ -50,9 +59,10 @@ def build_train_dataset(config: CrispTrainConfig):
         num_gpus=config.ray.aug_actor_gpus if config.ray.use_gpu else 0,
         num_cpus=config.ray.aug_actor_cpus,
     )
+    return TrainStream(dataset, plan)
 
 
 def train_crisp(config: CrispTrainConfig, tags: dict[str, str] | None = None) -> TrainOutcome:
     """Check inputs, train the encoder on the Ray cluster, register it in MLflow."""
     job = CrispJob(config)
-    return run_training(job, lambda: {"train": build_train_dataset(job.config)}, tags)
+    return run_training(job, lambda: build_train_stream(job.config), tags)

@@ -10,10 +10,12 @@ throughput, rank-0 MLflow metrics and progress line, a checkpoint every
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -30,10 +32,10 @@ from shoematch.log import get_logger
 from shoematch.ray.cluster import init_ray
 from shoematch.training.config import TrainRayConfig
 from shoematch.training.job import Batches, TrainJob, TrainOutcome
+from shoematch.training.passes import PassPlan, distinct_batches
 
 log = get_logger(__name__)
 STATE = "train_state.pt"
-DatasetsFactory = Callable[[], dict[str, Any]]
 
 
 def resume_state(device: torch.device) -> dict[str, Any] | None:
@@ -131,12 +133,28 @@ def record_placement(client: Any, run_id: str, world: int) -> None:
               flush=True)
 
 
-def shard_batches(device: torch.device) -> Batches:
-    """This worker's epochs of the "train" dataset the job streams through Ray Data."""
+@dataclass(frozen=True)
+class TrainStream:
+    """A job's streamed training data: the Ray dataset of one pass, and how workers batch it."""
+
+    dataset: Any
+    plan: PassPlan
+
+
+def shard_batches(device: torch.device, plan: PassPlan) -> Batches:
+    """This worker's passes over the "train" dataset the job streams through Ray Data: exactly
+    `plan.batches` batches of distinct classes from each (the rest of a pass is left unread)."""
 
     shard = ray.train.get_dataset_shard("train")
-    return lambda size: shard.iter_torch_batches(batch_size=size, drop_last=True, device=device,
-                                                 local_shuffle_buffer_size=4 * size)
+
+    def one_pass() -> Iterator[dict[str, torch.Tensor]]:
+        rows = shard.iter_batches(batch_size=plan.batch_size, batch_format="numpy",
+                                  local_shuffle_buffer_size=4 * plan.batch_size)
+        batches = distinct_batches(rows, plan.batch_size, plan.distinct)
+        for batch in itertools.islice(batches, plan.batches):
+            yield {name: torch.from_numpy(values).to(device) for name, values in batch.items()}
+
+    return one_pass
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -165,7 +183,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     reporter = StepReporter(job, model, optimizer, device, rank, world, client, run_id)
     if start == 0 and job.steps == 0:  # an untrained baseline: checkpoint it
         reporter.checkpoint(0, {"step": 0})
-    batches = shard_batches(device) if loop_config["streamed"] else None
+    plan = loop_config["plan"]
+    batches = shard_batches(device, plan) if plan is not None else None
     job.train_steps(model, optimizer, device, rank, world, start, reporter, batches)
 
 
@@ -176,7 +195,7 @@ def worker_resources(config: TrainRayConfig) -> dict[str, float]:
     return {"CPU": config.cpus_per_worker}
 
 
-def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str, Any] | None):
+def fit(loop_config: dict[str, Any], config: TrainRayConfig, stream: TrainStream | None):
     """Run `train_worker` on `config.num_workers` DDP workers; returns the Ray Train Result."""
 
     trainer = TorchTrainer(
@@ -190,7 +209,7 @@ def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str,
             name=config.run_name, storage_path=config.storage_path,
             failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
-        datasets=datasets,
+        datasets={"train": stream.dataset} if stream else None,
     )
     result = trainer.fit()
     if result.checkpoint is None:
@@ -199,11 +218,11 @@ def fit(loop_config: dict[str, Any], config: TrainRayConfig, datasets: dict[str,
     return result
 
 
-def run_training(job: TrainJob, datasets: DatasetsFactory | None = None,
+def run_training(job: TrainJob, stream: Callable[[], TrainStream] | None = None,
                  tags: dict[str, str] | None = None) -> TrainOutcome:
     """Check inputs, train on the Ray cluster, evaluate, register the model in MLflow.
 
-    `datasets` builds the job's Ray Data inputs once Ray is up (after the input checks); `tags`
+    `stream` builds the job's Ray Data input once Ray is up (after the input checks); `tags`
     go on a new MLflow run (a sweep's parent run, say)."""
     import mlflow
 
@@ -216,8 +235,9 @@ def run_training(job: TrainJob, datasets: DatasetsFactory | None = None,
     init_ray()
     log.info("training %s: %d workers, %d steps; config:\n%s", config.ray.run_name,
              config.ray.num_workers, job.steps, dump_config(config))
+    train_stream = stream() if stream else None
     result = fit({"job": job, "run_id": run_id, "tracking_uri": tracking_uri,
-                  "streamed": datasets is not None}, config.ray, datasets() if datasets else None)
+                  "plan": train_stream.plan if train_stream else None}, config.ray, train_stream)
     client = mlflow.MlflowClient()
     with result.checkpoint.as_directory() as directory, tempfile.TemporaryDirectory() as scratch:
         model_dir, evaluation = job.finish(client, run_id, os.path.join(directory, job.model_dir),

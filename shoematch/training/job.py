@@ -22,8 +22,9 @@ StepHook = Callable[[int, dict[str, float], int], None]
 """`on_step(step, losses, images)` after each optimizer step: `step` counts from 1, `losses`
 holds at least "loss", `images` is the number of images this worker encoded in the step."""
 
-Batches = Callable[[int], Iterable[Mapping[str, torch.Tensor]]]
-"""`batches(batch_size)`: one epoch of this worker's share of a streamed dataset, on its device."""
+Batches = Callable[[], Iterable[Mapping[str, torch.Tensor]]]
+"""`batches()`: one pass of this worker's share of a streamed dataset, in batches on its device
+(`shoematch.training.passes`: a pass may hold several epochs)."""
 
 
 @dataclass
