@@ -37,12 +37,14 @@ def build_app(args: dict) -> Application:
         autoscaling_config={"min_replicas": settings.encoder_min_replicas,
                             "max_replicas": settings.encoder_max_replicas,
                             "target_ongoing_requests": settings.encoder_batch_size},
-        ray_actor_options={"num_cpus": settings.encoder_cpus, "runtime_env": runtime_env},
+        ray_actor_options={"num_cpus": settings.encoder_cpus, "num_gpus": settings.encoder_gpus,
+                           "runtime_env": runtime_env},
     ).bind(settings.encoder_threads, settings.encoder_batch_size, settings.encoder_batch_wait_s,
            settings.encoder_runtime)
     shards = [IndexShard.options(
         name=f"IndexShard{slot}",
-        ray_actor_options={"num_cpus": settings.shard_cpus, "runtime_env": runtime_env},
+        ray_actor_options={"num_cpus": settings.shard_cpus, "num_gpus": settings.shard_gpus,
+                           "runtime_env": runtime_env},
     ).bind(body, slot) for slot in range(settings.slots)]
     labels = LabelModels.options(
         ray_actor_options={"num_cpus": settings.labels_cpus, "runtime_env": runtime_env},

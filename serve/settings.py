@@ -26,6 +26,8 @@ class ServeSettings(StrictModel):
     encoder_batch_size: int = Field(8, ge=1)
     encoder_batch_wait_s: float = Field(0.005, ge=0)
     encoder_cpus: float = Field(0.5, gt=0)
+    encoder_gpus: float = Field(0.0, ge=0, le=1, description="each encoder replica's share of "
+                                "a GPU (it then runs eagerly there)")
     encoder_threads: int = Field(1, ge=1, description="intra-op threads per encoder replica")
     encoder_runtime: Runtime = Field(
         DEFAULT_RUNTIME, description="how the query encoder runs on CPU: onnx_int8 (ONNX "
@@ -41,6 +43,9 @@ class ServeSettings(StrictModel):
                                 "with Retry-After past it)")
     retry_after_s: float = Field(1.0, gt=0, description="Retry-After of every 503")
     shard_cpus: float = Field(0.5, gt=0)
+    shard_gpus: float = Field(0.0, ge=0, le=1, description="each shard replica's share of a "
+                              "GPU: above 0 its scan and exact pass run there, holding its "
+                              "shards' int8 copy and float16 truth in GPU memory")
     gateway_cpus: float = Field(0.25, gt=0)
     labels_cpus: float = Field(0.1, gt=0, description="descriptor/attribute model replica")
     shard_threads: int = Field(1, ge=1, description="threads per shard replica (torch and the "

@@ -42,7 +42,8 @@ class IndexShard:
             self.indexes[current] = self._load_sync(current)
 
     def _load_sync(self, version: str) -> SearchIndex:
-        return SearchIndex.load(self.settings.index, version, self.slot, self.settings.slots)
+        return SearchIndex.load(self.settings.index, version, self.slot, self.settings.slots,
+                                "cuda" if self.settings.shard_gpus > 0 else None)
 
     async def _index(self, version: str) -> SearchIndex:
         if version not in self.indexes:

@@ -69,3 +69,22 @@ def test_filters_and_truth_rows_on_the_device():
     on_device = DeviceShardSearcher(cells, models, "cpu").search(query, 15, [allowed])[0]
     assert [h.model for h in on_device] == [h.model for h in cpu]
     np.testing.assert_allclose([h.score for h in on_device], [h.score for h in cpu], rtol=1e-6)
+
+
+def test_an_index_loaded_onto_a_device_answers_as_on_the_cpu(tiny_index):
+    """What a shard replica with a GPU share loads (`SearchIndex.load(device=…)`): the same
+    matches, scores and per-cell evidence; here the device is the CPU."""
+    from shoematch.index.reader import SearchIndex
+
+    on_cpu, on_device = SearchIndex.load(tiny_index), SearchIndex.load(tiny_index,
+                                                                       device="cpu")
+    assert all(isinstance(s.searcher, DeviceShardSearcher) for s in on_device.shards)
+    rng = np.random.default_rng(2)
+    dim, cells = on_cpu.manifest.dim, on_cpu.cell_count
+    queries = masked_queries(rng, 3, cells, dim, 0.5)
+    expected, got = on_cpu.search(queries, 10), on_device.search(queries, 10)
+    assert [[m.model for m in hits] for hits in got] == \
+        [[m.model for m in hits] for hits in expected]
+    for mine, theirs in zip(got[0], expected[0], strict=True):
+        assert mine.score == pytest.approx(theirs.score, rel=1e-6)
+        np.testing.assert_allclose(mine.cell_scores, theirs.cell_scores, rtol=1e-6)

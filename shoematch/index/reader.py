@@ -16,6 +16,7 @@ import torch
 from shoematch.dense.mcncc import ReferenceSpectra
 from shoematch.dense.rerank import Variant, variant_scores
 from shoematch.errors import IndexComponentMissing, QueryError, SearchIndexError
+from shoematch.index.device_search import DeviceShardSearcher
 from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
 from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
@@ -50,7 +51,7 @@ class Match:
 
 class LoadedShard:
     def __init__(self, entry: ShardEntry, store: Store, order_offset: int,
-                 grid: tuple[int, int]) -> None:
+                 grid: tuple[int, int], device: str | None = None) -> None:
         data = read_shard(store, entry, mmap_cells=True)
         self.entry = entry
         self.grid = grid
@@ -59,8 +60,9 @@ class LoadedShard:
         # only the k hits of a query are ever turned into Python values.
         self.metadata = meta.select(["instance_id", "pattern_id", "descriptors", "attributes",
                                      "descriptor_source", "attribute_source"]).combine_chunks()
-        self.searcher = ShardSearcher(data.cells, meta.column("model_id").to_pylist(),
-                                      order_offset)
+        models = meta.column("model_id").to_pylist()
+        self.searcher = ShardSearcher(data.cells, models, order_offset) if device is None \
+            else DeviceShardSearcher(data.cells, models, device, order_offset)
         release_pages(data.cells)  # the int8 copy is built: the truth goes back to disk
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
@@ -146,13 +148,15 @@ class SearchIndex:
         self.shards = shards
 
     @classmethod
-    def load(cls, root: str, version: str | None = None, slot: int = 0,
-             slots: int = 1) -> SearchIndex:
+    def load(cls, root: str, version: str | None = None, slot: int = 0, slots: int = 1,
+             device: str | None = None) -> SearchIndex:
+        """The shards of `slot`; with a torch `device` their scan and exact pass run there
+        (`DeviceShardSearcher`), else on the CPU kernels."""
         store = open_store(root)
         manifest = read_manifest(store, version)
         offsets = shard_offsets(manifest)
         grid = tuple(manifest.grid)
-        shards = [LoadedShard(entry, store, offsets[entry.id], grid)
+        shards = [LoadedShard(entry, store, offsets[entry.id], grid, device)
                   for entry in slot_shards(manifest, slot, slots)]
         log.info("loaded index %s version %s: %d of %d shards, %d references", root,
                  manifest.version, len(shards), len(manifest.shards),
