@@ -305,7 +305,8 @@ def main() -> None:
         print(f"| {row.step} | {row.device} | {row.figure} | {row.note.strip()} |")
     if not cuda:
         print("skipped (no CUDA): NCCL training, GPU augmentation actors, GPU re-index, GPU "
-              "encoder, GPU scan (float16/int8), GPU dense re-ranker — each ran on CPU above")
+              "encoder, GPU exact search and scans (float16/int8), GPU dense re-ranker — each ran "
+              "on CPU above")
     raise SystemExit(1 if failed else 0)
 
 

@@ -39,7 +39,17 @@ class DeviceShardSearcher(ShardSearcher):
         self.device_codes = torch.from_numpy(self.codes).to(self.device)
         self.device_scales = torch.from_numpy(self.scales).to(self.device, torch.float64)
         self.device_errors = torch.from_numpy(self.errors).to(self.device, torch.float64)
-        self.device_truth = torch.from_numpy(np.asarray(self.cells)).to(self.device)
+        self.device_truth = self._copy_truth()
+
+    def _copy_truth(self) -> torch.Tensor:
+        """The truth on the device, copied `CHUNK` references at a time: a memory-mapped truth
+        is read once and never held whole in host memory."""
+        dtype = torch.from_numpy(np.empty(0, self.cells.dtype)).dtype
+        truth = torch.empty(self.cells.shape, dtype=dtype, device=self.device)
+        for start in range(0, len(self), CHUNK):
+            stop = min(len(self), start + CHUNK)
+            truth[:, start:stop] = torch.from_numpy(np.array(self.cells[:, start:stop]))
+        return truth
 
     def score_bounds(self, query: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
         coded = quantize_query(query)
