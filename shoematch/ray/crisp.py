@@ -31,8 +31,8 @@ def build_train_stream(config: CrispTrainConfig) -> TrainStream:
     label_field = label_column(config.data.label)
     split = config.data.train_split
     classes = (
-        ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs,
-                              columns=["split", label_field, "depth", "print", "mask"])
+        ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs)
+        .select_columns(["split", label_field, "depth", "print", "mask"])  # pushed into the read
         .map_batches(lambda t: t.filter(pc.equal(t["split"], split)), batch_format="pyarrow")
         .groupby(label_field, num_partitions=config.ray.group_partitions)
         .map_groups(lambda group: collect_group(group, label_field), batch_format="pyarrow")
