@@ -26,6 +26,15 @@ def test_unknown_setting_is_rejected():
         ServeSettings.model_validate({"index": "x", "nonsense": 1})
 
 
+def test_gpu_shares_are_fractions_of_one_gpu():
+    settings = ServeSettings.model_validate({"index": "x", "shard_gpus": 0.5,
+                                             "encoder_gpus": 0.25})
+    assert (settings.shard_gpus, settings.encoder_gpus) == (0.5, 0.25)
+    for key in ("shard_gpus", "encoder_gpus"):
+        with pytest.raises(Exception, match=key):
+            ServeSettings.model_validate({"index": "x", key: 1.5})
+
+
 def test_uploads_are_checked():
     import numpy as np
 
