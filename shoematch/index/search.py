@@ -111,11 +111,17 @@ class ShardSearcher:
         visible = (coded.norms > 0).nonzero().flatten().tolist()
         cells = torch.tensor(visible, dtype=torch.long)
         weights = coded.norms[cells] + coded.residual_norms[cells]
-        estimate, bound = scan_int8(self.codes, self.scales, self.errors, visible,
-                                    coded.codes[cells].numpy(), weights.numpy())
+        estimate, bound = self._scan(visible, coded.codes[cells], weights)
         estimate *= coded.scale
         bound += self.max_norm * float(coded.residual_norms[cells].sum()) + ACCUMULATION_SLACK
         return estimate, bound, visible
+
+    def _scan(self, visible: list[int], codes: torch.Tensor,
+              weights: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Unscaled estimates and error bounds [n] (float64) of the int16 query `codes`
+        [len(visible), C] and bound `weights` [len(visible)]: the numba kernel."""
+        return scan_int8(self.codes, self.scales, self.errors, visible, codes.numpy(),
+                         weights.numpy())
 
     def exact_scores(self, query: torch.Tensor, rows: np.ndarray,
                      visible: list[int]) -> np.ndarray:
