@@ -41,6 +41,7 @@ from shoematch.crisp.training import make_optimizer, train_steps
 from shoematch.data.dataset import open_dataset
 from shoematch.retrieval.encode import encode_queries, encode_references
 from shoematch.retrieval.evaluation import retrieval_report
+from shoematch.training.job import Batches
 
 CANVAS = (192, 384)
 BATCHES = (1, 8)
@@ -132,14 +133,15 @@ def speed_table(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def local_batches(refdb: str, config: CrispTrainConfig) -> Callable[[int], Iterator[dict]]:
+def local_batches(refdb: str, config: CrispTrainConfig) -> Batches:
     """CriSp's paired, augmented batches in process (what the Ray Data pipeline feeds DDP):
     one row per class, shuffled each epoch, decoded and augmented by `AugmentPairs`."""
     rows = class_rows(refdb, config.data.label, config.data.train_split)
     augment = AugmentPairs(config.aug, seed=config.optim.seed)
     rng = np.random.default_rng(config.optim.seed)
+    batch_models = config.optim.batch_models
 
-    def epoch(batch_models: int) -> Iterator[dict]:
+    def epoch() -> Iterator[dict]:
         order = rng.permutation(len(rows))
         for start in range(0, len(order) - batch_models + 1, batch_models):
             chosen = [rows[i] for i in order[start:start + batch_models]]

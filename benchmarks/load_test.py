@@ -2,13 +2,16 @@
 
     python -m benchmarks.load_test [--models 150] [--duration 60] [--overload 2]
                                    [--bad-share 0.1] [--deadline-s 30] [--max-requests 4000]
-                                   [--references N]
+                                   [--references N] [--encoder-replicas 2]
 
 By default the index is the built-in synthetic reference set (`--models` × 2 references,
 re-indexed with the encoder). With `--references N` it is N random unit-cell references instead
 (`benchmarks.random_index`, written once under `--work`): queries still go through the encoder,
 so the stage split shows encoder against search at a database size where the search costs more
 than a few milliseconds; rankings over random references mean nothing, their timing does.
+`--encoder-replicas R` fixes the query encoder's replicas (default 2, what Serve's CPU
+autoscaling target reaches under sustained load); 0 leaves the autoscaling on, and the memory
+table shows the replicas it started.
 
 1. Sustainable rate: closed-loop ramp (concurrency 1, 2, 4, 8; `--ramp-s` each); the best
    throughput of complete rankings is the sustainable rate R.
@@ -205,7 +208,8 @@ def print_rss(before: dict[str, float], after: dict[str, float]) -> None:
     print("|---|---|---|---|")
     for name in sorted(set(before) | set(after)):
         b, a = before.get(name), after.get(name)
-        change = f"{a - b:+.0f}" if a is not None and b is not None else "replaced"
+        change = f"{a - b:+.0f}" if a is not None and b is not None else \
+            ("started during the test" if b is None else "gone")
         print(f"| {name} | {b or 0:.0f} | {a or 0:.0f} | {change} |")
 
 
@@ -253,6 +257,10 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=30.0)
     parser.add_argument("--max-requests", type=int, default=4000)
     parser.add_argument("--encoder-threads", type=int, default=1)
+    parser.add_argument("--encoder-replicas", type=int, default=2,
+                        help="query encoder replicas, fixed for the test (what the CPU "
+                             "autoscaling target reaches under sustained load); 0: Serve's "
+                             "autoscaling with the default settings")
     parser.add_argument("--encoder-runtime", default=DEFAULT_RUNTIME, choices=RUNTIMES)
     parser.add_argument("--references", type=int, default=0,
                         help="serve N random unit-cell references instead of the synthetic set")
@@ -276,7 +284,12 @@ def main() -> None:
     init_ray()
     port = free_port()
     serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"index": index, "model": model, "slots": 2, "encoder_max_replicas": 1,
+    # Ray's CPU counts only place replicas (threads are set apart): a fixed number of encoder
+    # replicas share half of the 2 logical CPUs, whatever their count.
+    replicas = {"encoder_min_replicas": args.encoder_replicas,
+                "encoder_max_replicas": args.encoder_replicas,
+                "encoder_cpus": 0.5 / args.encoder_replicas} if args.encoder_replicas else {}
+    serve.run(build_app({"index": index, "model": model, "slots": 2, **replicas,
                          "max_upload_bytes": UPLOAD_LIMIT,
                          "encoder_threads": args.encoder_threads,
                          "encoder_runtime": args.encoder_runtime,

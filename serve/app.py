@@ -36,7 +36,7 @@ def build_app(args: dict) -> Application:
     encoder = QueryEncoder.options(
         autoscaling_config={"min_replicas": settings.encoder_min_replicas,
                             "max_replicas": settings.encoder_max_replicas,
-                            "target_ongoing_requests": settings.encoder_batch_size},
+                            "target_ongoing_requests": settings.encoder_target_ongoing()},
         ray_actor_options={"num_cpus": settings.encoder_cpus, "num_gpus": settings.encoder_gpus,
                            "runtime_env": runtime_env},
     ).bind(settings.encoder_threads, settings.encoder_batch_size, settings.encoder_batch_wait_s,

@@ -8,6 +8,8 @@ from shoematch.config import StrictModel
 from shoematch.crisp.runtime import DEFAULT_RUNTIME, Runtime
 from shoematch.index.reader import MAX_K
 
+CPU_TARGET_ONGOING = 2  # Serve's own default target
+
 
 class ServeSettings(StrictModel):
     index: str = Field(description="index root (dir or s3://); its CURRENT version is served")
@@ -25,7 +27,10 @@ class ServeSettings(StrictModel):
     encoder_max_replicas: int = Field(2, ge=1)
     encoder_batch_size: int = Field(8, ge=1)
     encoder_batch_wait_s: float = Field(0.005, ge=0)
-    encoder_cpus: float = Field(0.5, gt=0)
+    encoder_cpus: float = Field(
+        0.25, gt=0, description="Ray CPUs each encoder replica reserves (placement only; its "
+                                "threads are encoder_threads): 0.25 lets the second replica fit "
+                                "on a 2-CPU node beside two shard slots")
     encoder_gpus: float = Field(0.0, ge=0, le=1, description="each encoder replica's share of "
                                 "a GPU (it then runs eagerly there)")
     encoder_threads: int = Field(1, ge=1, description="intra-op threads per encoder replica")
@@ -63,3 +68,13 @@ class ServeSettings(StrictModel):
                            description="environment variable holding the bearer token, read "
                                        "on the gateway's node (never forwarded); auth is on "
                                        "when it is set")
+
+    def encoder_target_ongoing(self) -> int:
+        """Requests per encoder replica before autoscaling adds one.
+
+        On a GPU a batch costs little more than one query (H200: 6.5 ms alone, 1.3 ms a query in
+        a batch of 8), so a replica should fill its batch first. On CPU a batch takes its size
+        times one query, so queued queries only wait: a second replica on the other core takes
+        them (benchmarks/load_test.py --encoder-replicas, docs/scale.md).
+        """
+        return self.encoder_batch_size if self.encoder_gpus > 0 else CPU_TARGET_ONGOING

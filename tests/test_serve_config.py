@@ -35,6 +35,19 @@ def test_gpu_shares_are_fractions_of_one_gpu():
             ServeSettings.model_validate({"index": "x", key: 1.5})
 
 
+def test_cpu_encoder_scales_out_and_fits_a_two_cpu_node():
+    settings = ServeSettings.model_validate({"index": "x"})
+    # On CPU batching buys no throughput: a replica with more than Serve's default target of
+    # queued queries asks for another rather than filling a batch of 8.
+    assert settings.encoder_target_ongoing() == 2
+    gpu = ServeSettings.model_validate({"index": "x", "encoder_gpus": 0.5})
+    assert gpu.encoder_target_ongoing() == gpu.encoder_batch_size
+    reserved = (settings.encoder_max_replicas * settings.encoder_cpus
+                + settings.slots * settings.shard_cpus + settings.gateway_cpus
+                + settings.labels_cpus)
+    assert reserved <= 2  # every default replica, the encoder's last one too, is placed
+
+
 def test_uploads_are_checked():
     import numpy as np
 
