@@ -11,7 +11,7 @@ rate is the ceiling any int8 runtime of this network reaches on these cores, so
     MACs of the encoder ÷ the probes' best rate
 
 is the least time an int8 forward pass can take here: the limit that decides whether the query
-encoder must be most of a request at concurrency 8 on 2 cores (README, load test).
+encoder must be most of a request at concurrency 8 on 2 cores (docs/benchmarks.md, load_test).
 """
 
 from __future__ import annotations

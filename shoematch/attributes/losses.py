@@ -1,5 +1,5 @@
 """Attribute-model losses: attribute cross-entropy, the domain-weighted triplet loss with hard
-triplet selection, and the viewpoint-invariant loss (README "Auxiliary models").
+triplet selection, and the viewpoint-invariant loss (docs/training.md, "Auxiliary models").
 
 Features are unit vectors; distance is 1 − cosine similarity.
 """

@@ -1,2 +1,2 @@
-"""The NFRC descriptor classifier (README "Auxiliary models"): which of the 17 tread
+"""The NFRC descriptor classifier (docs/training.md, "Auxiliary models"): which of the 17 tread
 descriptors a print shows, as a multi-label model with calibrated per-descriptor thresholds."""
