@@ -39,8 +39,8 @@ from shoematch.crisp.quantize import print_inputs
 from shoematch.crisp.runtime import prepare_encoder
 from shoematch.crisp.training import make_optimizer, train_steps
 from shoematch.data.dataset import open_dataset
-from shoematch.retrieval.encode import encode_queries, encode_references
-from shoematch.retrieval.evaluation import retrieval_report
+from shoematch.evaluation.encode import encode_queries, encode_references
+from shoematch.evaluation.evaluation import retrieval_report
 from shoematch.training.job import Batches
 
 CANVAS = (192, 384)

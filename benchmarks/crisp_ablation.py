@@ -23,9 +23,9 @@ from shoematch.config import load_config
 from shoematch.crisp.config import CrispTrainConfig
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
+from shoematch.evaluation.evaluation import evaluate_encoder
 from shoematch.ray.cluster import init_ray
 from shoematch.ray.crisp import train_crisp
-from shoematch.retrieval.evaluation import evaluate_encoder
 
 CONFIG = "configs/crisp_synth_bench.yaml"
 VARIANTS = {

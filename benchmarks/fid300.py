@@ -27,12 +27,6 @@ from benchmarks.fid300_data import FidData, load_fid
 from benchmarks.fid300_train import train_crisp_encoder, train_matcher_weights
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
-from shoematch.dense.calibration import (
-    cross_validated,
-    evidence,
-    expected_calibration_error,
-    reliability,
-)
 from shoematch.dense.channel_fit import ChannelFitConfig
 from shoematch.dense.matcher import DenseConfig, DenseGallery, DenseMatcher
 from shoematch.dense.ranking import (
@@ -42,9 +36,15 @@ from shoematch.dense.ranking import (
     pessimistic_rank,
 )
 from shoematch.errors import QueryError
+from shoematch.evaluation.encode import encode_references
+from shoematch.evaluation.placement import PlacementConfig, placement_scores
 from shoematch.log import get_logger
-from shoematch.retrieval.encode import encode_references
-from shoematch.retrieval.placement import PlacementConfig, placement_scores
+from shoematch.retrieval.calibration import (
+    cross_validated,
+    evidence,
+    expected_calibration_error,
+    reliability,
+)
 
 log = get_logger("benchmarks.fid300")
 PUBLISHED = {  # FID-300 dev split (percent): the dataset's README, from per-probe ranks

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from benchmarks.fid300_data import FidData
-from shoematch.dense.calibration import probe_folds, z_scores
 from shoematch.dense.channel_fit import (
     ChannelFitConfig,
     evidence_scores,
@@ -39,6 +38,7 @@ from shoematch.dense.ranking import (
     pessimistic_rank,
 )
 from shoematch.log import get_logger
+from shoematch.retrieval.calibration import probe_folds, z_scores
 
 log = get_logger("benchmarks.fid300_channels")
 

@@ -31,9 +31,9 @@ from shoematch.data.summary import format_summary, summarize, validate_dataset
 from shoematch.data.synth import SynthSpec
 from shoematch.data.synth_build import CONTACT_SHEET, QUERIES_DIR, REFERENCES_DIR, spec_params
 from shoematch.errors import DatasetError, SearchIndexError, ShoematchError
+from shoematch.evaluation.html_report import ReportMatch, ReportQuery, ReportTruth, render_report
 from shoematch.index.layout import read_manifest
 from shoematch.ray.cluster import submit_job
-from shoematch.retrieval.html_report import ReportMatch, ReportQuery, ReportTruth, render_report
 from shoematch.retrieval.metrics import evaluate_rankings
 from shoematch.storage import open_store
 

@@ -31,9 +31,9 @@ from shoematch.dense.component import load_dense_config
 from shoematch.dense.evaluation import evaluate_dense
 from shoematch.dense.matcher import DenseMatcher
 from shoematch.errors import DatasetError
-from shoematch.retrieval.evaluation import cell_stage, retrieval_report
-from shoematch.retrieval.placement import PlacementConfig
-from shoematch.retrieval.report_grid import write_top_matches_grid
+from shoematch.evaluation.evaluation import cell_stage, retrieval_report
+from shoematch.evaluation.placement import PlacementConfig
+from shoematch.evaluation.report_grid import write_top_matches_grid
 
 MATCHERS = ("cells", "dense", "cells+dense")
 

@@ -36,7 +36,6 @@ from serve.uploads import decode_any_print, decode_mask, decode_photo, decode_pr
 from serve.workbench import mount_workbench
 from serve.workbench.router import CurrentGateway
 from shoematch.cases.users import Users
-from shoematch.dense.calibration import TOP, TopTenCalibrator
 from shoematch.errors import (
     IndexComponentMissing,
     QueryError,
@@ -49,6 +48,7 @@ from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.reader import Match, slot_shards
 from shoematch.log import get_logger
+from shoematch.retrieval.calibration import TOP, TopTenCalibrator
 from shoematch.retrieval.confidence import GalleryMoments, load_calibrator, ranking_evidence
 from shoematch.storage import open_store
 

@@ -17,7 +17,6 @@ from benchmarks.fid300_channels import (
 )
 from benchmarks.fid300_data import load_fid
 from jobs import fit_channels
-from shoematch.dense.calibration import probe_folds
 from shoematch.dense.channel_fit import (
     ChannelFitConfig,
     cross_validated_weights,
@@ -26,6 +25,7 @@ from shoematch.dense.channel_fit import (
 )
 from shoematch.dense.matcher import DenseConfig, DenseMatcher
 from shoematch.errors import ConfigError, DatasetError, QueryError
+from shoematch.retrieval.calibration import probe_folds
 from tests.test_fid300_bench import make_fid_folder
 
 

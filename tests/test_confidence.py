@@ -15,11 +15,11 @@ import pytest
 
 from serve.local import local_api
 from shoematch.data.dataset import open_dataset
-from shoematch.dense.calibration import TopTenCalibrator
 from shoematch.errors import QueryError
 from shoematch.index.calibration import fit_calibration, query_evidence
 from shoematch.index.reader import SearchIndex
 from shoematch.index.search import SearchStats
+from shoematch.retrieval.calibration import TopTenCalibrator
 from shoematch.retrieval.confidence import (
     GalleryMoments,
     load_calibrator,

@@ -7,14 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from shoematch.dense.calibration import (
-    TopTenCalibrator,
-    cross_validated,
-    evidence,
-    expected_calibration_error,
-    reliability,
-    z_scores,
-)
 from shoematch.dense.finetune import (
     FinetuneConfig,
     TrainableMatcher,
@@ -26,6 +18,14 @@ from shoematch.dense.matcher import DenseConfig, DenseMatcher, crop_to_mask
 from shoematch.dense.ranking import first_target_rank, pessimistic_rank
 from shoematch.errors import QueryError
 from shoematch.models.resnet import WeightsMismatchError
+from shoematch.retrieval.calibration import (
+    TopTenCalibrator,
+    cross_validated,
+    evidence,
+    expected_calibration_error,
+    reliability,
+    z_scores,
+)
 
 CANVAS = (64, 128)
 

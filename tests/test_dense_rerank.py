@@ -17,9 +17,9 @@ from shoematch.dense.evaluation import evaluate_dense
 from shoematch.dense.matcher import DenseConfig, DenseMatcher
 from shoematch.dense.rerank import best_instances, rerank
 from shoematch.errors import ConfigError, DatasetError
-from shoematch.retrieval.encode import EncodedReferences
-from shoematch.retrieval.evaluation import CellStage
-from shoematch.retrieval.placement import placed_queries
+from shoematch.evaluation.encode import EncodedReferences
+from shoematch.evaluation.evaluation import CellStage
+from shoematch.evaluation.placement import placed_queries
 
 CANVAS = Canvas(32, 64)
 PIXELS = DenseConfig(backbone="pixels", px_per_cm=2.0)  # stride 8: 4x8 cells per reference

@@ -78,7 +78,8 @@ def test_unknown_variant_and_missing_package_are_clear_errors(monkeypatch) -> No
 def test_crisp_encoder_on_a_pretrained_efficientnet_body() -> None:
     """Either input channel alone gives the ImageNet network's response to that grey image
     (away from the zero-padded border), so print and depth both start from ImageNet features."""
-    from shoematch.crisp.model import CrispEncoder, encoder_input
+    from shoematch.crisp.model import CrispEncoder
+    from shoematch.retrieval.inputs import encoder_input
 
     encoder = CrispEncoder("efficientnet_lite0", embed_dim=16, pretrained="imagenet").eval()
     reference = efficientnet_lite("efficientnet_lite0", last_block=0).eval()

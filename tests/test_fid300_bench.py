@@ -9,8 +9,8 @@ from PIL import Image
 from benchmarks.fid300 import calibration_table, evaluate_dense, print_calibration
 from benchmarks.fid300_data import load_fid
 from benchmarks.fid300_variants import fused_row
-from shoematch.dense.calibration import z_scores
 from shoematch.dense.matcher import DenseConfig
+from shoematch.retrieval.calibration import z_scores
 
 
 def make_fid_folder(root, count: int = 5) -> None:

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 
 from shoematch.data.images import decode_image, encode_png
-from shoematch.retrieval.html_report import (
+from shoematch.evaluation.html_report import (
     ReportMatch,
     ReportQuery,
     ReportTruth,

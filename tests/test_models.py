@@ -16,7 +16,7 @@ from shoematch.crisp.losses import (
     masked_flat_features,
     random_rectangle_mask,
 )
-from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig, encoder_input
+from shoematch.crisp.model import CrispEncoder, CrispEncoderConfig
 from shoematch.errors import ConfigError, ShoematchError
 from shoematch.models.resnet import (
     WeightsMismatchError,
@@ -24,6 +24,7 @@ from shoematch.models.resnet import (
     build_resnet,
     load_torchvision_weights,
 )
+from shoematch.retrieval.inputs import encoder_input
 from shoematch.retrieval.scoring import masked_query, normalize_cells, query_cell_mask, score
 
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from shoematch.retrieval.encode import EncodedReferences
-from shoematch.retrieval.placement import PlacementConfig, place, placement_scores
+from shoematch.evaluation.encode import EncodedReferences
+from shoematch.evaluation.placement import PlacementConfig, place, placement_scores
 from shoematch.retrieval.scoring import normalize_cells
 
 

@@ -11,9 +11,8 @@ from PIL import Image
 
 from shoematch.attributes.config import AttributeDataConfig
 from shoematch.data.dataset import Dataset, open_dataset
-from shoematch.data.images import decode_image
+from shoematch.data.images import decode_image, fitted_size
 from shoematch.data.schema import REFERENCE_KIND, from_row
-from shoematch.descriptors.channels import fitted_size
 from shoematch.errors import DatasetError
 
 COLUMNS = ["instance_id", "model_id", "split", "attributes"]

@@ -13,7 +13,7 @@ from shoematch.crisp.model import CrispEncoder
 from shoematch.crisp.store import load_encoder, save_encoder
 from shoematch.crisp.training import make_optimizer, train_steps
 from shoematch.data.dataset import open_dataset
-from shoematch.retrieval.evaluation import evaluate_encoder
+from shoematch.evaluation.evaluation import evaluate_encoder
 from shoematch.training.job import Batches, StepHook, TrainJob
 
 

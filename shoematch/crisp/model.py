@@ -2,9 +2,9 @@
 prints and tread depth maps into spatial feature maps that are compared cell by cell.
 
 Input: 2 channels — the print in channel 0, the depth map in channel 1, the other channel zero
-(`encoder_input` builds it). ResNet body with a stride-2 stem, no max-pool and four stride-2
-stages (total stride 32), then 1x1 conv C→C, ReLU, 1x1 conv C→embed_dim. A 192x384 canvas gives
-a [128, 6, 12] map for ResNet-50.
+(`shoematch.retrieval.inputs.encoder_input` builds it). ResNet body with a stride-2 stem, no
+max-pool and four stride-2 stages (total stride 32), then 1x1 conv C→C, ReLU, 1x1 conv
+C→embed_dim. A 192x384 canvas gives a [128, 6, 12] map for ResNet-50.
 
 Attribute names follow the released CriSp code (`encoder`, `head`), so converting one of its
 checkpoints needs only its block names (`shortcut` → `downsample`) renamed.
@@ -20,10 +20,8 @@ from torch import nn
 
 from shoematch.config import StrictModel
 from shoematch.models.bodies import PRETRAINED_HELP, Backbone, build_body
+from shoematch.retrieval.inputs import IN_CHANNELS
 
-IN_CHANNELS = 2
-PRINT_CHANNEL = 0
-DEPTH_CHANNEL = 1
 Pooling = Literal["spatial", "global"]
 
 
@@ -72,34 +70,3 @@ def _body(arch: Backbone, pretrained: str | None) -> nn.Module:
     """The stride-32 body on 2-channel input (one channel carries an image at a time)."""
     return build_body(arch, pretrained, in_channels=IN_CHANNELS, stem="grey", stem_stride=2,
                       stem_maxpool=False, stage_strides=(2, 2, 2, 2))
-
-
-def _as_batch(images: torch.Tensor, name: str) -> torch.Tensor:
-    if not torch.is_floating_point(images):
-        raise TypeError(f"{name} must be a float tensor in [0, 1], got {images.dtype} "
-                        "(divide uint8 images by 255)")
-    if images.dim() == 3:
-        images = images.unsqueeze(1)
-    if images.dim() != 4 or images.shape[1] != 1:
-        raise ValueError(f"{name} must be [B, 1, H, W] or [B, H, W], got {tuple(images.shape)}")
-    return images
-
-
-def encoder_input(prints: torch.Tensor | None = None,
-                  depths: torch.Tensor | None = None) -> torch.Tensor:
-    """Place prints in channel 0 or depth maps in channel 1 of a zero [B, 2, H, W] tensor.
-
-    Exactly one of the two is given per call: CriSp encodes a print and a depth map with the same
-    network, and the channel tells it which modality it sees. Images are float in [0, 1],
-    [B, 1, H, W] (or [B, H, W]); an empty batch gives an empty [0, 2, H, W] tensor.
-    """
-    if (prints is None) == (depths is None):
-        raise ValueError("encoder_input takes exactly one of prints= or depths=")
-    images, channel, name = ((prints, PRINT_CHANNEL, "prints") if prints is not None
-                             else (depths, DEPTH_CHANNEL, "depths"))
-    assert images is not None
-    images = _as_batch(images, name)
-    batch, _, height, width = images.shape
-    out = images.new_zeros((batch, IN_CHANNELS, height, width))
-    out[:, channel] = images[:, 0]
-    return out

@@ -10,8 +10,8 @@ from torch import nn
 
 from shoematch.crisp.config import CrispTrainConfig, MaskingConfig
 from shoematch.crisp.losses import crisp_contrastive_loss, random_rectangle_mask
-from shoematch.crisp.model import encoder_input
 from shoematch.errors import DatasetError
+from shoematch.retrieval.inputs import encoder_input
 from shoematch.retrieval.scoring import query_cell_mask
 from shoematch.training.job import Batches, StepHook
 

@@ -110,6 +110,13 @@ def check_pixel_budget(data: bytes, name: str, max_pixels: int) -> tuple[int, in
     return width, height
 
 
+def fitted_size(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of `shape` scaled to fit inside `size` with its aspect ratio kept."""
+    scale = min(size[0] / shape[0], size[1] / shape[1])
+    return (max(1, min(size[0], round(shape[0] * scale))),
+            max(1, min(size[1], round(shape[1] * scale))))
+
+
 def read_image_file(path: str, mode: str = "L") -> np.ndarray:
     """Read and decode an image file from local disk, naming the file on failure."""
     try:

@@ -22,11 +22,11 @@ from pydantic import Field
 from shoematch.config import StrictModel
 from shoematch.data.dataset import Dataset
 from shoematch.data.images import decode_image
-from shoematch.dense.calibration import probe_folds
 from shoematch.dense.component import dataset_px_per_cm, reference_maps
 from shoematch.dense.matcher import DenseGallery, DenseMatcher
 from shoematch.dense.mcncc import ReferenceSpectra, channel_evidence
 from shoematch.errors import DatasetError, QueryError
+from shoematch.retrieval.calibration import probe_folds
 
 
 class ChannelFitConfig(StrictModel):

@@ -19,11 +19,11 @@ from shoematch.dense.matcher import DenseMatcher
 from shoematch.dense.mcncc import ReferenceSpectra
 from shoematch.dense.rerank import best_instances, rerank, variant_scores
 from shoematch.errors import QueryError
+from shoematch.evaluation.encode import EncodedReferences
+from shoematch.evaluation.evaluation import CellStage, retrieval_report
+from shoematch.evaluation.placement import placed_queries
 from shoematch.log import get_logger
-from shoematch.retrieval.encode import EncodedReferences
-from shoematch.retrieval.evaluation import CellStage, retrieval_report
 from shoematch.retrieval.metrics import evaluate_rankings, rank_models
-from shoematch.retrieval.placement import placed_queries
 
 log = get_logger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from shoematch.data.images import fitted_size
 from shoematch.errors import ConfigError
 
 FILTERS: dict[str, Image.Resampling] = {
@@ -30,13 +31,6 @@ def check_channels(order: str) -> str:
         raise ChannelsError(f"channel composition {order!r}: expected 3 letters out of "
                           f"{''.join(FILTERS)} (e.g. 'BHN')")
     return order
-
-
-def fitted_size(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
-    """(height, width) of `shape` scaled to fit inside `size` with its aspect ratio kept."""
-    scale = min(size[0] / shape[0], size[1] / shape[1])
-    return (max(1, min(size[0], round(shape[0] * scale))),
-            max(1, min(size[1], round(shape[1] * scale))))
 
 
 def resampled_channels(image: np.ndarray, size: tuple[int, int], order: str) -> np.ndarray:

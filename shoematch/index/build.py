@@ -18,10 +18,10 @@ import torch
 from shoematch.crisp.store import load_encoder
 from shoematch.data.images import decode_image
 from shoematch.errors import DatasetError
+from shoematch.evaluation.encode import reference_input
 from shoematch.index.encoding import reference_cells
 from shoematch.index.layout import METADATA_FILE, ShardEntry
 from shoematch.index.shard_io import DTYPES, METADATA_SCHEMA, read_shard, write_shard
-from shoematch.retrieval.encode import reference_input
 from shoematch.storage import Store, open_store
 
 READ_COLUMNS = ["instance_id", "model_id", "pattern_id", "depth", "print", "photo",

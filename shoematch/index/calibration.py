@@ -18,17 +18,17 @@ from shoematch.crisp.runtime import DEFAULT_RUNTIME, Runtime, prepare_encoder
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import Dataset
 from shoematch.data.images import decode_image
-from shoematch.dense.calibration import (
+from shoematch.errors import DatasetError
+from shoematch.index.encoding import query_cells
+from shoematch.index.reader import SearchIndex
+from shoematch.index.search import SearchStats
+from shoematch.retrieval.calibration import (
     TOP,
     TopTenCalibrator,
     cross_validated,
     expected_calibration_error,
     reliability,
 )
-from shoematch.errors import DatasetError
-from shoematch.index.encoding import query_cells
-from shoematch.index.reader import SearchIndex
-from shoematch.index.search import SearchStats
 from shoematch.retrieval.confidence import ranking_evidence
 
 BATCH = 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from shoematch.crisp.model import encoder_input
+from shoematch.retrieval.inputs import encoder_input
 from shoematch.retrieval.scoring import masked_query, normalize_cells, query_cell_mask
 
 INK_THRESHOLD = 32  # a print pixel above this is ink: the default visible region

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoematch.dense.calibration import TOP, TopTenCalibrator
 from shoematch.errors import QueryError
+from shoematch.retrieval.calibration import TOP, TopTenCalibrator
 from shoematch.storage import Store
 
 CALIBRATION_DIR = "calibration"

@@ -5,7 +5,8 @@ Why: raw MCNCC scores are not comparable across probes (a large clean probe scor
 everything than a small smudged one). Standardising against the query's own gallery scores makes
 "how far above the crowd" the evidence; a logistic model maps that evidence to P(hit@10), fitted
 on queries whose answer is known and never on the queries it is scored on (cross-validation
-folds). Below `threshold` the answer is "no confident match".
+folds). Below `threshold` the answer is "no confident match". The dense matcher and the cell
+index (`retrieval.confidence`) both calibrate through it, so it lives in the retrieval base.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from shoematch.config import StrictModel
-from shoematch.crisp.model import encoder_input
-from shoematch.retrieval.encode import EncodedQueries, EncodedReferences, query_tensors, to_numpy
+from shoematch.evaluation.encode import EncodedQueries, EncodedReferences, query_tensors, to_numpy
+from shoematch.retrieval.inputs import encoder_input
 from shoematch.retrieval.scoring import masked_query, query_cell_mask
 
 

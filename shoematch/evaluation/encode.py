@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from shoematch.crisp.model import encoder_input
 from shoematch.data.dataset import Dataset
 from shoematch.data.images import decode_image
+from shoematch.retrieval.inputs import encoder_input
 from shoematch.retrieval.scoring import masked_query, normalize_cells, query_cell_mask
 
 

@@ -11,16 +11,16 @@ import numpy as np
 import torch
 
 from shoematch.data.dataset import Dataset
-from shoematch.log import get_logger
-from shoematch.retrieval.encode import (
+from shoematch.evaluation.encode import (
     EncodedQueries,
     EncodedReferences,
     encode_queries,
     encode_references,
     to_numpy,
 )
+from shoematch.evaluation.placement import PlacementConfig, placed_queries, placement_scores
+from shoematch.log import get_logger
 from shoematch.retrieval.metrics import cmc, evaluate_rankings, first_correct_rank, rank_models
-from shoematch.retrieval.placement import PlacementConfig, placed_queries, placement_scores
 
 log = get_logger(__name__)
 
