@@ -21,7 +21,7 @@ COLUMNS = ["instance_id", "model_id", "split", "attributes"]
 def photo_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 H×W×3 → uint8 [3, h, w]: resized (bilinear) to fit, aspect kept, centred on black."""
     height, width = fitted_size(image.shape[:2], size)
-    resized = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
     out = np.zeros((3, *size), dtype=np.uint8)
     top, left = (size[0] - height) // 2, (size[1] - width) // 2
     out[:, top:top + height, left:left + width] = resized.transpose(2, 0, 1)

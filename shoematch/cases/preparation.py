@@ -134,9 +134,8 @@ def _rescale(image: Image.Image, factor: float, canvas: tuple[int, int]) -> Imag
 def _place(image: Image.Image, canvas: tuple[int, int], placement: Placement | str | None
            ) -> np.ndarray:
     height, width = canvas
-    fixed = isinstance(placement, Placement)
-    centre_x = placement.x if fixed else width / 2
-    centre_y = placement.y if fixed else height / 2
+    centre_x = placement.x if isinstance(placement, Placement) else width / 2
+    centre_y = placement.y if isinstance(placement, Placement) else height / 2
     out = Image.new("L", (width, height), 0)
     out.paste(image, (round(centre_x - image.width / 2), round(centre_y - image.height / 2)))
     return np.asarray(out, dtype=np.uint8).copy()
@@ -179,14 +178,14 @@ def shift_mask(mask: np.ndarray, shift: int) -> np.ndarray:
 def describe(params: Preparation, index_px_per_cm: float) -> list[str]:
     """The preparation as ordered, human-readable steps for the case report."""
     levels = params.levels
-    placed = params.placement
-    if placed is None:
+    placement = params.placement
+    if placement is None:
         placed = "centred on the canvas"
-    elif placed == "search":
+    elif placement == "search":
         placed = (f"searched by the server over {len(PLACEMENT_SHIFTS)} positions along the "
                   "sole (the mask moves with the print)")
     else:
-        placed = f"centre at x={placed.x:.1f}, y={placed.y:.1f} px"
+        placed = f"centre at x={placement.x:.1f}, y={placement.y:.1f} px"
     return [
         f"crop: {list(params.crop) if params.crop else 'none (whole image)'}",
         f"polarity: ink {params.ink}" + (" → inverted" if params.ink == "dark" else ""),

@@ -99,6 +99,7 @@ def check_pixel_budget(data: bytes, name: str, max_pixels: int) -> tuple[int, in
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except Image.DecompressionBombError as exc:
+        assert Image.MAX_IMAGE_PIXELS is not None  # the bomb check runs only when it is set
         raise PixelBudgetError(f"{name}: declares more than {2 * Image.MAX_IMAGE_PIXELS} "
                                f"pixels, over the limit of {max_pixels} pixels; refused before "
                                "decoding") from exc

@@ -15,7 +15,8 @@ from shoematch.data.images import decode_image
 GREEN, RED, TEXT = (40, 170, 60), (200, 60, 60), (20, 20, 20)
 
 
-def _tile(image: np.ndarray, frame: tuple[int, int, int] | None, size: tuple[int, int]) -> Image:
+def _tile(image: np.ndarray, frame: tuple[int, int, int] | None,
+          size: tuple[int, int]) -> Image.Image:
     tile = Image.fromarray(image).convert("RGB").resize(size)
     if frame:
         ImageDraw.Draw(tile).rectangle([0, 0, size[0] - 1, size[1] - 1], outline=frame, width=3)

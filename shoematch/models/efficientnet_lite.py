@@ -142,6 +142,7 @@ def weights_path(variant: str) -> Path:
     except ImportError as exc:
         raise PretrainedWeightsNotFound(
             f"{variant}: package {package.replace('_', '-')} is not installed") from exc
+    assert module.__file__ is not None  # an installed package, not a namespace
     files = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
     if len(files) != 1:
         raise PretrainedWeightsNotFound(f"{variant}: expected one .pth in {package}/models, "

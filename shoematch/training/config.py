@@ -65,7 +65,7 @@ def with_absolute_paths(config: C) -> C:
     """A copy of a job config with every path field in `PATH_FIELDS` it has made absolute."""
     config = config.model_copy(deep=True)
     for *sections, field in PATH_FIELDS:
-        owner = config
+        owner: Any = config
         for name in sections:
             owner = getattr(owner, name, None)
         value = getattr(owner, field, None)

@@ -67,7 +67,8 @@ class Fill:
         return FILL_CODES[self.kind] + extra
 
 
-def cells(x: np.ndarray, y: np.ndarray, pitch_x: float, pitch_y: float, stagger: bool
+def cells(x: np.ndarray, y: np.ndarray, pitch_x: float, pitch_y: float | np.floating,
+          stagger: bool
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Local coordinates within repeating cells (odd rows shifted half a cell when `stagger`),
     plus each pixel's cell column and row."""
@@ -87,7 +88,7 @@ def box(x: np.ndarray, y: np.ndarray, half_w: float, half_h: float) -> np.ndarra
 
 
 def polygon(x: np.ndarray, y: np.ndarray, sides: int, apothem: float,
-            rotation: float | np.ndarray = 0.0) -> np.ndarray:
+            rotation: float | np.floating | np.ndarray = 0.0) -> np.ndarray:
     """Regular polygon with an edge normal at `rotation`; exact outside the corners too, so
     hollow outlines do not run on along the edge lines."""
     sector = _TAU / sides
@@ -130,7 +131,7 @@ def target(x: np.ndarray, y: np.ndarray, r: float, rings: int) -> np.ndarray:
 
 
 def shape_sdf(shape: str, x: np.ndarray, y: np.ndarray, r: float,
-              rotation: float | np.ndarray = 0.0) -> np.ndarray:
+              rotation: float | np.floating | np.ndarray = 0.0) -> np.ndarray:
     """A named closed shape of radius ~`r` (used for complex and hollow fills)."""
     if shape == "circle":
         return circle(x, y, r)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 
-def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def smoothstep(x: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
@@ -65,11 +65,11 @@ def warp(field: np.ndarray, inverse: np.ndarray, fill: float = 0.0) -> np.ndarra
     height, width = field.shape
     image = Image.fromarray(np.ascontiguousarray(field, dtype=np.float32))
     if m[2, 0] == 0 and m[2, 1] == 0:
-        out = image.transform((width, height), Image.AFFINE, tuple(m[:2].ravel()),
-                              resample=Image.BILINEAR, fillcolor=fill)
+        out = image.transform((width, height), Image.Transform.AFFINE, tuple(m[:2].ravel()),
+                              resample=Image.Resampling.BILINEAR, fillcolor=fill)
     else:
-        out = image.transform((width, height), Image.PERSPECTIVE, tuple(m.ravel()[:8]),
-                              resample=Image.BILINEAR, fillcolor=fill)
+        out = image.transform((width, height), Image.Transform.PERSPECTIVE, tuple(m.ravel()[:8]),
+                              resample=Image.Resampling.BILINEAR, fillcolor=fill)
     return np.asarray(out, dtype=np.float32)
 
 

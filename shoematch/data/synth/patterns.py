@@ -99,10 +99,10 @@ class Recipe:
     toe_shape: str
     heel_type: str
     outline: OutlineParams
-    bounds: tuple[float, float, float]
-    slants: tuple[float, float, float]
-    bows: tuple[float, float, float]
-    fills: tuple[Fill, Fill, Fill, Fill]
+    bounds: tuple[float, ...]  # three each
+    slants: tuple[float, ...]
+    bows: tuple[float, ...]
+    fills: tuple[Fill, ...]  # one per region
     rim: float  # raised border width in sole lengths (0 = none)
     groove: float  # groove between regions, sole lengths
     text: str  # "" = none

@@ -114,7 +114,8 @@ def _clutter(rng: np.random.Generator, canvas: Canvas) -> Image.Image:
     grey = rng.uniform(50, 200)
 
     def muted() -> tuple[int, int, int]:
-        return tuple(int(0.45 * c + 0.55 * grey) for c in rng.integers(0, 256, 3))
+        red, green, blue = (int(0.45 * c + 0.55 * grey) for c in rng.integers(0, 256, 3))
+        return red, green, blue
 
     image = Image.new("RGB", (w, h), muted())
     draw = ImageDraw.Draw(image)
@@ -148,7 +149,7 @@ def _street_photo(posed: Posed, albedo: np.ndarray, rng: np.random.Generator,
     forward = similarity(centre, rng.uniform(0.82, 0.97), np.radians(rng.uniform(-10, 10)),
                          tuple(rng.uniform(-0.04, 0.04, 2) * (w, h)))
     forward = forward @ np.linalg.inv(to_centre) @ keystone @ to_centre
-    reduced = Image.fromarray(posed.height).resize((w, h), Image.BOX)
+    reduced = Image.fromarray(posed.height).resize((w, h), Image.Resampling.BOX)
     height = warp(np.asarray(reduced, dtype=np.float32), np.linalg.inv(forward))
     coverage = np.clip(height * 4.0, 0.0, 1.0)  # every sole surface is >= 0.25 high
     light = _light(rng.uniform(18, 50), rng.uniform(0, 2 * np.pi))
@@ -164,7 +165,7 @@ def _street_photo(posed: Posed, albedo: np.ndarray, rng: np.random.Generator,
     spread = int(rng.integers(1, 4))  # luminance noise of a few levels
     noise = Image.fromarray(rng.integers(0, 2 * spread + 1, (h, w), dtype=np.uint8))
     photo = ImageChops.add(photo, Image.merge("RGB", (noise,) * 3), 1.0, -spread)
-    return np.asarray(photo.resize((canvas.width, canvas.height), Image.BILINEAR))
+    return np.asarray(photo.resize((canvas.width, canvas.height), Image.Resampling.BILINEAR))
 
 
 def _segmentation(posed: Posed, rng: np.random.Generator, canvas: Canvas) -> np.ndarray:

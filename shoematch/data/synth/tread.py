@@ -107,7 +107,7 @@ def _glyph_patch(text: str, size: int, angle: float) -> tuple[np.ndarray, np.nda
     glyphs = Image.new("L", (w, h))
     ImageDraw.Draw(glyphs).text((margin - left, margin - top), text, fill=255, font=font)
     plate = Image.new("L", (w, h), 255)
-    out = [np.asarray(im.rotate(angle, resample=Image.BILINEAR, expand=True),
+    out = [np.asarray(im.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True),
                       dtype=np.float32) / 255.0 for im in (glyphs, plate)]
     return out[0], out[1]
 
