@@ -253,8 +253,8 @@ def calibrate(jobs: Jobs, data_root: str, index: str) -> None:
     try:
         jobs.run("jobs.calibrate", ["--index", index, "--queries", f"{data_root}/{QUERIES_DIR}",
                                     "--split", "val", "--folds", "3"])
-    except ShoematchError as exc:  # too few or too uniform val queries: serve uncalibrated
-        print(f"no calibrator fitted ({exc}); /v1/search answers p_top10 = null")
+    except ShoematchError as exc:  # the search or the store failed: serve uncalibrated
+        print(f"calibration failed ({exc}); /v1/search answers p_top10 = null")
 
 
 def serve(jobs: Jobs, index: str, out: str) -> str:
@@ -291,10 +291,12 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
         _, cold = search(queries[0])  # loads the encoder and warms every replica
         print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s", flush=True)
         confident: list[bool | None] = []
+        reasons: set[str] = set()
         for record in queries:
             body, latency = search(record)
             results = body["results"]
             confident.append(body["confident"])
+            reasons.add(body.get("confidence_reason") or "")
             rankings.append([r["model_id"] for r in results])
             latencies.append(latency)
             targets = list(record["targets"])
@@ -307,7 +309,7 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
                                                                  model_pictures)))
     summary = summary_rows(queries, rankings, latencies, args.k)
     print_table(summary)
-    print_confidence(queries, rankings, confident)
+    print_confidence(queries, rankings, confident, reasons - {""})
     path = os.path.join(args.out, "report.html")
     with open(path, "w") as handle:
         handle.write(render_report("shoematch demo: synthetic crime-scene prints over HTTP",
@@ -341,17 +343,19 @@ def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list
 
 
 def print_confidence(queries: list[dict], rankings: list[list[str]],
-                     confident: list[bool | None]) -> None:
-    """How the served "confident" flag split the held-out queries, and hit@10 on each side."""
+                     confident: list[bool | None], reasons: set[str]) -> None:
+    """Whether the served p_top10 is calibrated (else the server's reason), and how its
+    "confident" flag split the held-out queries, with hit@10 on each side."""
     if any(flag is None for flag in confident):
-        print("confidence: this index version has no calibrator (p_top10 = null)")
+        print(f"confidence: UNCALIBRATED, no probability served (p_top10 = null): "
+              f"{'; '.join(sorted(reasons)) or 'no reason given'}")
         return
     sides = {True: [], False: []}
     for record, ranking, flag in zip(queries, rankings, confident, strict=True):
         sides[bool(flag)].append(bool(set(record["targets"]) & set(ranking[:10])))
     print("confidence (calibrated p_top10 ≥ threshold): " + "; ".join(
-        f"{'confident' if flag else 'no confident match'} {len(hits)} queries, hit@10 "
-        f"{np.mean(hits) if hits else float('nan'):.3f}" for flag, hits in sides.items()))
+        f"{'confident' if flag else 'no confident match'} {len(hits)} queries"
+        + (f", hit@10 {np.mean(hits):.3f}" if hits else "") for flag, hits in sides.items()))
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
