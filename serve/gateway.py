@@ -369,7 +369,7 @@ class Gateway:
             raise MissingCapability(f"index version {manifest.version} has no catalogue-photo "
                                     "features (re-index with --attribute-model)")
         k = await _k(request, k, self.settings.max_k)
-        parsed = parse_filters(filters, set(manifest.attribute_values))
+        parsed = parse_filters(filters, manifest.attribute_values)
         image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
         model = self._label_model("attribute")
         async with self.admission.slot():
@@ -399,7 +399,7 @@ class Gateway:
         k = await _k(request, k, self.settings.max_k)
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         dense.check_scale(manifest, px_per_cm)
-        parse_filters(filters, set(manifest.attribute_values))  # a bad filter: before decoding
+        parse_filters(filters, manifest.attribute_values)  # a bad filter: before decoding
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
         data = await _read_upload(print_image)
         image = await asyncio.to_thread(decode_print, data, canvas) if px_per_cm is None else \
@@ -424,7 +424,7 @@ class Gateway:
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
-        parsed = parse_filters(filters, set(manifest.attribute_values))
+        parsed = parse_filters(filters, manifest.attribute_values)
         model_uri = self.settings.model or manifest.model_uri
         async with self.admission.slot():
             admitted = time.perf_counter()
