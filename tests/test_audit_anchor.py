@@ -12,33 +12,21 @@ import secrets
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 
-import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from shoematch.cases import audit
 from shoematch.cases.anchor import KEY_ENV, Anchor
-from shoematch.cases.preparation import Preparation
 from shoematch.cases.records import CaseRecords
-from shoematch.data.images import encode_png
+from tests.case_databases import CASE, admin, new_database, populate, run_sql
 from tests.conftest import REPO
-from tests.test_cases import answer, photo
-
-CASE = "2026-0412"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path) -> str:
-    """An empty case database: an SQLite file, or a new database on the PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/cases.sqlite"
-    server = request.getfixturevalue("postgres")
-    name = f"audit_{uuid.uuid4().hex[:10]}"
-    _admin(server, f"CREATE DATABASE {name}")
-    return f"{server.rsplit('/', 1)[0]}/{name}"
+    return new_database(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -46,43 +34,6 @@ def key(monkeypatch) -> str:
     value = secrets.token_hex(32)
     monkeypatch.setenv(KEY_ENV, value)
     return value
-
-
-def _admin(url: str, *statements: str) -> None:
-    """Statements on the server's `postgres` database, outside a transaction."""
-    engine = create_engine(f"{url.rsplit('/', 1)[0]}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
-
-
-def populate(records: CaseRecords) -> int:
-    """Five entries: case, upload, search, two decisions; returns the query id."""
-    records.create_case("alice", CASE, "Burglary, Elm St.")
-    upload = records.add_upload("alice", CASE, photo(), "scene.png", 10_000)
-    mask = encode_png(np.full((64, 128), 255, np.uint8))
-    query_id = records.record_query("alice", CASE, upload["sha256"], Preparation(px_per_cm=10),
-                                    mask, mask, {}, 5, answer())
-    records.set_decision("bob", CASE, query_id, "M001", "possible match", "toe agrees")
-    records.set_decision("bob", CASE, query_id, "M003", "excluded", "heel differs")
-    return query_id
-
-
-def unguard(records: CaseRecords) -> None:
-    """Drop the append-only triggers, as someone holding the database can."""
-    drops = (["DROP TRIGGER audit_log_append_only ON audit_log"]
-             if records.engine.dialect.name == "postgresql" else
-             ["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"])
-    with records.engine.begin() as connection:
-        for statement in drops:
-            connection.execute(text(statement))
-
-
-def run_sql(records: CaseRecords, statement: str) -> None:
-    unguard(records)
-    with records.engine.begin() as connection:
-        connection.execute(text(statement))
 
 
 def verify_cli(url: str, anchor_dir: str | None) -> subprocess.CompletedProcess:
@@ -101,9 +52,9 @@ def snapshot(records: CaseRecords, url: str) -> Callable[[], None]:
         shutil.copyfile(path, path + ".old")
         return lambda: (records.engine.dispose(), shutil.copyfile(path + ".old", path))
     name = url.rsplit("/", 1)[1]
-    _admin(url, f"CREATE DATABASE {name}_old TEMPLATE {name}")
+    admin(url, f"CREATE DATABASE {name}_old TEMPLATE {name}")
     return lambda: (records.engine.dispose(),
-                    _admin(url, f"DROP DATABASE {name}",
+                    admin(url, f"DROP DATABASE {name}",
                            f"ALTER DATABASE {name}_old RENAME TO {name}"))
 
 
