@@ -1,9 +1,11 @@
 """Check the case database's audit chain (and show its tail).
 
-    python -m jobs.audit verify [--db URL]      # exit 0 when intact, 1 naming the broken entry
-    python -m jobs.audit tail [--db URL] [-n 20]
+    python -m jobs.audit verify [--db URL] [--anchor LOCATION]   # exit 0 intact, 1 naming
+    python -m jobs.audit tail [--db URL] [-n 20]                 # each problem found
 
 URL: an SQLAlchemy URL; default `SHOEMATCH_DB_URL`, else the workbench's SQLite file.
+LOCATION: where the signed chain heads are (a directory or s3://bucket/prefix); default
+`SHOEMATCH_AUDIT_ANCHOR`; the key comes from `SHOEMATCH_AUDIT_KEY` or `SHOEMATCH_AUDIT_KEY_FILE`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 
 from jobs.common import run_main
 from shoematch.cases import audit
+from shoematch.cases.anchor import Anchor
 from shoematch.cases.db import open_engine, resolve_url, session_factory
 from shoematch.cases.models import AuditEntry
 
@@ -21,6 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["verify", "tail"])
     parser.add_argument("--db", help="SQLAlchemy URL of the case database")
+    parser.add_argument("--anchor", help="checkpoint location (default: SHOEMATCH_AUDIT_ANCHOR)")
     parser.add_argument("-n", type=int, default=20, help="entries shown by tail")
     return parser.parse_args(argv)
 
@@ -36,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{entry.id:6d} {entry.at} {entry.user:12s} {entry.action:14s} "
                       f"{entry.case_id or '-':12s} {entry.details[:80]}")
             return 0
-        report = audit.verify(session)
+        report = audit.verify(session, Anchor.from_environment(args.anchor))
+    for note in report.notes:
+        print(f"note: {note}")
     if report.ok:
-        print(f"audit chain intact: {report.reason}")
+        print(f"audit chain intact: {report.entries} entries, each record has its entry")
         return 0
-    print(f"audit chain BROKEN at entry {report.broken_id}: {report.reason}")
+    where = f" at entry {report.broken_id}" if report.broken_id is not None else ""
+    print(f"audit chain BROKEN{where}: {len(report.problems)} problem(s)")
+    for problem in report.problems:
+        print(f"  - {problem}")
     return 1
 
 

@@ -4,10 +4,12 @@
         [--folds 5] [--threshold 0.5]
 
 Searches every query of the split through the index as Serve does, prints the cross-validated
-reliability table and expected calibration error, then writes ROOT/calibration/VERSION.json.
-Serve reads it at start and on POST /v1/index/reload, and then answers `/v1/search` with
-`p_top10` and `confident` (below the threshold: "no confident match"). Use queries that were
-not used for training the encoder (the synthetic query set's val split by default).
+reliability table and expected calibration error, then writes ROOT/calibration/VERSION.json:
+the calibrator when the quality gate passes (≥ 50 queries with ≥ 10 hits and ≥ 10 misses,
+cross-validated ECE < 0.10), else "uncalibrated" with the reason. Serve reads it at start and on
+POST /v1/index/reload, and then answers `/v1/search` with `p_top10` and `confident` (below the
+threshold: "no confident match"), or `p_top10: null` and the `confidence_reason`. Use queries
+that were not used for training the encoder (the synthetic query set's val split by default).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import QUERY_KIND
 from shoematch.index.calibration import fit_calibration, query_evidence
 from shoematch.index.reader import SearchIndex
-from shoematch.retrieval.confidence import save_calibrator
+from shoematch.retrieval.confidence import calibration_path, save_calibration
 from shoematch.storage import open_store
 
 
@@ -42,17 +44,27 @@ def main(argv: list[str] | None = None) -> int:
     features, hits = query_evidence(index, open_dataset(args.queries, QUERY_KIND),
                                     args.split or None, args.encoder_runtime)
     fit = fit_calibration(features, hits, args.folds, args.threshold)
+    ece = "not computed" if fit.ece is None else f"{fit.ece:.3f}"
     print(f"{fit.queries} queries, hit@10 {fit.hit_rate:.3f}; cross-validated ({args.folds} "
-          f"folds) expected calibration error {fit.ece:.3f}")
-    print("| predicted | queries | mean predicted | observed |\n|---|---|---|---|")
+          f"folds) expected calibration error {ece}")
+    if fit.reliability:
+        print("| predicted | queries | mean predicted | observed |\n|---|---|---|---|")
     for row in fit.reliability:
         low, high = row["range"]
         print(f"| {low:.1f}–{high:.1f} | {row['queries']} | {row['predicted']:.2f} | "
               f"{row['observed']:.2f} |")
-    path = save_calibrator(open_store(args.index), index.version, fit.calibrator,
-                           {"queries": args.queries, "split": args.split,
-                            "fitted_on": fit.queries, "ece_cv": fit.ece})
-    log.info("calibrator of index version %s written to %s/%s", index.version, args.index, path)
+    calibration = save_calibration(
+        open_store(args.index), index.version, fit.calibrator,
+        {"queries": args.queries, "split": args.split, "fitted_on": fit.queries,
+         "hits": fit.hits, "ece_cv": fit.ece})
+    if calibration.reason:
+        print(f"index version {index.version}: UNCALIBRATED ({calibration.reason}); "
+              "/v1/search answers p_top10 = null with this reason")
+    else:
+        print(f"index version {index.version}: calibrated (cross-validated ECE {ece} on "
+              f"{fit.queries} queries); /v1/search answers p_top10")
+    log.info("calibration of index version %s written to %s/%s", index.version, args.index,
+             calibration_path(index.version))
     return 0
 
 

@@ -84,6 +84,7 @@ class Jobs:
                      "ray.dashboard.modules.job.sdk"):
             logging.getLogger(name).setLevel(logging.ERROR)  # job output is what matters here
         self.env = env
+        self.crashes: list[str] = []  # "module: first line" of each native crash in a job log
 
     def run(self, module: str, args: list[str], timeout_s: float = 900) -> str:
         from ray.job_submission import JobStatus
@@ -100,6 +101,7 @@ class Jobs:
                 print(f"   | {line}", flush=True)
             shown = max(shown, end)
             if done:
+                self.crashes += [f"{module}: {crash}" for crash in view.crashes]
                 break
             if time.monotonic() > deadline:
                 self.client.stop_job(job)
@@ -124,6 +126,10 @@ NOISE = re.compile(r"INFO (packaging|dashboard_sdk|worker\.py)|core_worker\.cc|W
                    r"Waiting up to \d+ seconds for model version|"
                    r"^(INFO|WARNING) \d{4}-\d\d-\d\d \S+ (controller|proxy|shoematch_\w+) |"
                    r"serve \d+ -- (Connecting to existing|Started Serve)")
+# A process's native crash: a failed C++ check, a fatal signal, Python's fatal error. What
+# follows from that process is its stack dump (≈ 100 lines of addresses): shown as one line.
+NATIVE_CRASH = re.compile(r"Check .{0,200}failed|\*\*\* SIG[A-Z]+ received|\*\*\* Aborted at|"
+                          r"Fatal Python error|\*\*\* StackTrace Information \*\*\*")
 RAY_PREFIX = re.compile(r"^\(([\w:]+) pid=\d+(, ip=[\d.]+)?\) ?")
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 LOG_RECORD = re.compile(r"^(\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d )")
@@ -132,9 +138,12 @@ LOG_RECORD = re.compile(r"^(\d\d:\d\d:\d\d |\d{4}-\d\d-\d\d )")
 class LogView:
     """One job's log as the demo shows it: without noise, colours, Ray's `(Actor pid=…)`
     prefixes, a line repeated (Ray forwards a worker's output twice), or the body of a config
-    dump (the MLflow run holds it as parameters)."""
+    dump (the MLflow run holds it as parameters). A native crash is one line, recorded in
+    `crashes`; the crashed process's stack dump is left out (`ray job logs` keeps it)."""
 
     def __init__(self) -> None:
+        self.crashes: list[str] = []
+        self.crashed: set[str] = set()  # Ray prefixes of processes that crashed natively
         self.seen: set[str] = set()
         self.in_noise = False  # an indented line after noise belongs to it (a warning's source)
         self.in_config = False  # a dumped config runs until the next log record or Ray line
@@ -145,7 +154,17 @@ class LogView:
             raw = COLOURS.sub("", raw.rsplit("\r", 1)[-1])  # the last frame of a progress bar
             if self.in_config and not (LOG_RECORD.match(raw) or RAY_PREFIX.match(raw)):
                 continue
+            source = RAY_PREFIX.match(raw)
+            if source and source.group(0) in self.crashed:
+                continue
             line = RAY_PREFIX.sub("", raw).rstrip()
+            if NATIVE_CRASH.search(line):
+                if source:
+                    self.crashed.add(source.group(0))
+                self.crashes.append(line.strip()[:240])
+                shown.append(f"NATIVE CRASH in {source.group(1) if source else 'the job'}: "
+                             f"{self.crashes[-1]} (stack dump left out: see `ray job logs`)")
+                continue
             self.in_config = line.endswith("config:")
             if self.in_config:
                 line += " (in full: the MLflow run's parameters)"
@@ -189,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"python -m cluster down --state-dir {os.path.relpath(state.state_dir)}")
             if served:
                 print(f"examiner workbench: {url}/")
+    print("native crash dumps in the job logs: " + ("none" if not jobs.crashes else
+                                                     "; ".join(jobs.crashes)))
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -253,8 +274,8 @@ def calibrate(jobs: Jobs, data_root: str, index: str) -> None:
     try:
         jobs.run("jobs.calibrate", ["--index", index, "--queries", f"{data_root}/{QUERIES_DIR}",
                                     "--split", "val", "--folds", "3"])
-    except ShoematchError as exc:  # too few or too uniform val queries: serve uncalibrated
-        print(f"no calibrator fitted ({exc}); /v1/search answers p_top10 = null")
+    except ShoematchError as exc:  # the search or the store failed: serve uncalibrated
+        print(f"calibration failed ({exc}); /v1/search answers p_top10 = null")
 
 
 def serve(jobs: Jobs, index: str, out: str) -> str:
@@ -291,10 +312,12 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
         _, cold = search(queries[0])  # loads the encoder and warms every replica
         print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s", flush=True)
         confident: list[bool | None] = []
+        reasons: set[str] = set()
         for record in queries:
             body, latency = search(record)
             results = body["results"]
             confident.append(body["confident"])
+            reasons.add(body.get("confidence_reason") or "")
             rankings.append([r["model_id"] for r in results])
             latencies.append(latency)
             targets = list(record["targets"])
@@ -307,7 +330,7 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
                                                                  model_pictures)))
     summary = summary_rows(queries, rankings, latencies, args.k)
     print_table(summary)
-    print_confidence(queries, rankings, confident)
+    print_confidence(queries, rankings, confident, reasons - {""})
     path = os.path.join(args.out, "report.html")
     with open(path, "w") as handle:
         handle.write(render_report("shoematch demo: synthetic crime-scene prints over HTTP",
@@ -341,17 +364,19 @@ def summary_rows(queries: list[dict], rankings: list[list[str]], latencies: list
 
 
 def print_confidence(queries: list[dict], rankings: list[list[str]],
-                     confident: list[bool | None]) -> None:
-    """How the served "confident" flag split the held-out queries, and hit@10 on each side."""
+                     confident: list[bool | None], reasons: set[str]) -> None:
+    """Whether the served p_top10 is calibrated (else the server's reason), and how its
+    "confident" flag split the held-out queries, with hit@10 on each side."""
     if any(flag is None for flag in confident):
-        print("confidence: this index version has no calibrator (p_top10 = null)")
+        print(f"confidence: UNCALIBRATED, no probability served (p_top10 = null): "
+              f"{'; '.join(sorted(reasons)) or 'no reason given'}")
         return
     sides = {True: [], False: []}
     for record, ranking, flag in zip(queries, rankings, confident, strict=True):
         sides[bool(flag)].append(bool(set(record["targets"]) & set(ranking[:10])))
     print("confidence (calibrated p_top10 ≥ threshold): " + "; ".join(
-        f"{'confident' if flag else 'no confident match'} {len(hits)} queries, hit@10 "
-        f"{np.mean(hits) if hits else float('nan'):.3f}" for flag, hits in sides.items()))
+        f"{'confident' if flag else 'no confident match'} {len(hits)} queries"
+        + (f", hit@10 {np.mean(hits):.3f}" if hits else "") for flag, hits in sides.items()))
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:

@@ -18,9 +18,11 @@ from serve.shard import IndexShard
 # reads them from its node's environment (or AWS config / instance profile), as a real
 # cluster's nodes get them from a Kubernetes Secret or an IAM role. The same holds for the
 # workbench's user tokens (SHOEMATCH_USERS) and a case-database URL that may carry a password
-# (SHOEMATCH_DB_URL); the users file is only a path.
+# (SHOEMATCH_DB_URL) and the audit key (SHOEMATCH_AUDIT_KEY); the users file and the audit key
+# file are only paths, the audit anchor only a location.
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
-                 "MLFLOW_TRACKING_URI", "SHOEMATCH_USERS_FILE")
+                 "MLFLOW_TRACKING_URI", "SHOEMATCH_USERS_FILE", "SHOEMATCH_AUDIT_ANCHOR",
+                 "SHOEMATCH_AUDIT_KEY_FILE")
 
 
 def _env() -> dict:

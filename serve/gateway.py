@@ -48,8 +48,13 @@ from shoematch.index.layout import IndexManifest, read_current, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.reader import Match, slot_shards
 from shoematch.log import get_logger
-from shoematch.retrieval.calibration import TOP, TopTenCalibrator
-from shoematch.retrieval.confidence import GalleryMoments, load_calibrator, ranking_evidence
+from shoematch.retrieval.calibration import TOP
+from shoematch.retrieval.confidence import (
+    Calibration,
+    GalleryMoments,
+    load_calibration,
+    ranking_evidence,
+)
 from shoematch.storage import open_store
 
 log = get_logger(__name__)
@@ -190,7 +195,7 @@ class Gateway:
         self.shards = shards
         self.labels = labels
         self.manifests: dict[str, IndexManifest] = {}
-        self.calibrators: dict[str, TopTenCalibrator | None] = {}
+        self.calibrators: dict[str, Calibration] = {}
         self.inflight: Counter[str] = Counter()
         self.reload_lock = asyncio.Lock()
         self.admission = Admission(self.settings.max_inflight, self.settings.admission_wait_s,
@@ -199,7 +204,7 @@ class Gateway:
         self.version = current
         if current is not None:
             self.manifests[current] = read_manifest(self.settings.index, current)
-            self.calibrators[current] = load_calibrator(open_store(self.settings.index), current)
+            self.calibrators[current] = load_calibration(open_store(self.settings.index), current)
 
     # --- helpers -------------------------------------------------------------------------
     def _manifest(self) -> IndexManifest:
@@ -272,7 +277,7 @@ class Gateway:
                 raise SearchIndexError(f"nothing published at {self.settings.index}")
             # A calibrator may be fitted after its version went live: always re-read it.
             self.calibrators[target] = await asyncio.to_thread(
-                load_calibrator, open_store(self.settings.index), target)
+                load_calibration, open_store(self.settings.index), target)
             if target == self.version:
                 return {"index_version": target, "changed": False}
             manifest = await asyncio.to_thread(read_manifest, self.settings.index, target)
@@ -316,20 +321,23 @@ class Gateway:
 
     def _confidence(self, version: str, answers: list[dict], matches: list[Match]) -> dict:
         """Each match's z (its cell score against this query's gallery distribution) and the
-        calibrated P(true model in the cell ranking's top 10); nulls when not computable."""
+        calibrated P(true model in the cell ranking's top 10); nulls, and the reason, when not."""
         moments = GalleryMoments()
         for answer in answers:
             moments = moments.merged(GalleryMoments(*answer["moments"][0]))
         if moments.count < 2 or not matches:
-            return {"z": [None] * len(matches), "p_top10": None, "confident": None}
+            return {"z": [None] * len(matches), "p_top10": None, "confident": None,
+                    "confidence_reason": "fewer than two references were compared"}
         z = moments.z([m.score for m in matches])
-        calibrator = self.calibrators.get(version)
+        calibration = self.calibrators.get(version)
+        calibrator = calibration.calibrator if calibration else None
         if calibrator is None:
-            return {"z": z.tolist(), "p_top10": None, "confident": None}
+            return {"z": z.tolist(), "p_top10": None, "confident": None, "confidence_reason":
+                    calibration.reason if calibration else f"{version} has no calibration"}
         evidence = ranking_evidence([m.score for m in matches], moments)
         probability = float(calibrator.probability(evidence)[0])
         return {"z": z.tolist(), "p_top10": probability,
-                "confident": probability >= calibrator.threshold}
+                "confident": probability >= calibrator.threshold, "confidence_reason": None}
 
     @api.post("/v1/descriptors", response_model=DescriptorScores,
               responses=errors(400, 401, 409, 413, 503))
@@ -361,7 +369,7 @@ class Gateway:
             raise MissingCapability(f"index version {manifest.version} has no catalogue-photo "
                                     "features (re-index with --attribute-model)")
         k = await _k(request, k, self.settings.max_k)
-        parsed = parse_filters(filters, set(manifest.attribute_values))
+        parsed = parse_filters(filters, manifest.attribute_values)
         image = await asyncio.to_thread(decode_photo, await _read_upload(photo))
         model = self._label_model("attribute")
         async with self.admission.slot():
@@ -391,7 +399,7 @@ class Gateway:
         k = await _k(request, k, self.settings.max_k)
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         dense.check_scale(manifest, px_per_cm)
-        parse_filters(filters, set(manifest.attribute_values))  # a bad filter: before decoding
+        parse_filters(filters, manifest.attribute_values)  # a bad filter: before decoding
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
         data = await _read_upload(print_image)
         image = await asyncio.to_thread(decode_print, data, canvas) if px_per_cm is None else \
@@ -416,7 +424,7 @@ class Gateway:
         if not 1 <= k <= self.settings.max_k:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
-        parsed = parse_filters(filters, set(manifest.attribute_values))
+        parsed = parse_filters(filters, manifest.attribute_values)
         model_uri = self.settings.model or manifest.model_uri
         async with self.admission.slot():
             admitted = time.perf_counter()
@@ -450,6 +458,7 @@ class Gateway:
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
             "p_top10": confidence["p_top10"],
             "confident": confidence["confident"],
+            "confidence_reason": confidence["confidence_reason"],
             "results": [{"rank": rank, "model_id": m.model, **_public(m), "z": z_of[m.model],
                          **({"dense_score": dense.dense_field(score)} if rerank else {})}
                         for rank, (m, score) in enumerate(ranked[:k], start=1)],

@@ -72,7 +72,8 @@ DenseMatchResult = create_model(
     z=(float | None, Field(None, description=Z_SCORE)))
 P_TOP10 = ("calibrated probability that the true model is among the cell ranking's top 10 "
            "(fitted by jobs.calibrate on held-out queries); null: this index version has no "
-           "calibrator")
+           "calibrator that passed the quality gate (see confidence_reason)")
+CONFIDENCE_REASON = "why p_top10 is null (e.g. too few calibration queries); null when it is not"
 CONFIDENT = "p_top10 ≥ the calibrator's threshold; false: 'no confident match'; null: uncalibrated"
 
 
@@ -101,6 +102,7 @@ class SearchResult(BaseModel):
     visible_cells: list[list[bool]]
     p_top10: float | None = Field(None, description=P_TOP10)
     confident: bool | None = Field(None, description=CONFIDENT)
+    confidence_reason: str | None = Field(None, description=CONFIDENCE_REASON)
     results: list[DenseMatchResult]
     timings_ms: SearchTimings
 

@@ -40,3 +40,38 @@ def test_job_log_keeps_one_line_per_event():
         "INFO 2026-12-02 23:52:07,858 serve 10639 -- Application 'shoematch' is ready at "
         "http://x:1/.",
     ]
+
+
+CRASH = """\
+23:21:10 I shoematch.ray.crisp | training classes: 24 (pattern_id); 1 epoch(s) per pass
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m [2026-12-02 23:21:14,093 C 2211 2290] \
+mutex.cc:2165: Check w == nullptr failed: Lock: Mutex corrupt: both reader and writer lock held
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m *** StackTrace Information ***
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m /x/ray/_raylet.so(+0x1473c8a) [0x7f3b0c8a] \
+ray::operator<<()
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m *** SIGABRT received at time=1733181674 on cpu 1 ***
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m PC: @     0x7f3b2e9c  (unknown)  pthread_kill
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m     @     0x7f3b2e42       1184  (unknown)
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m Fatal Python error: Aborted
+\x1b[36m(HashShuffleReduce pid=2211)\x1b[0m Extension modules: numpy.core._multiarray_umath
+\x1b[36m(RayTrainWorker pid=758)\x1b[0m step 5/40 loss 2.4794 1.6 img/s
+"""
+
+
+def test_a_native_crash_dump_is_detected_and_shown_as_one_line():
+    """The issue's finding: a Ray Data worker's SIGABRT put a ~100-line native stack into the
+    training log. The view names the crash once, keeps the job's lines, and records it (the
+    demo ends with `native crash dumps in the job logs: …`)."""
+    view = LogView()
+    shown = view.lines(CRASH)
+    assert shown == [
+        "23:21:10 I shoematch.ray.crisp | training classes: 24 (pattern_id); 1 epoch(s) per pass",
+        "NATIVE CRASH in HashShuffleReduce: [2026-12-02 23:21:14,093 C 2211 2290] mutex.cc:2165: "
+        "Check w == nullptr failed: Lock: Mutex corrupt: both reader and writer lock held "
+        "(stack dump left out: see `ray job logs`)",
+        "step 5/40 loss 2.4794 1.6 img/s",
+    ]
+    assert len(view.crashes) == 1 and "Mutex corrupt" in view.crashes[0]
+    clean = LogView()
+    clean.lines(RAW)
+    assert clean.crashes == []

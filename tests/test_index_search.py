@@ -168,7 +168,7 @@ def test_filters_restrict_results_exactly():
     })
     columns = FilterColumns(metadata)
     filters = parse_filters({"descriptors": ["D02"], "attributes": {"colour": "black"}},
-                            {"colour"})
+                            {"colour": ["black", "white"]})
     allowed = columns.mask(filters)
     assert allowed is not None and allowed.sum() == sum(
         1 for i in range(count) if i % 3 == 0 and i % 2 == 1)
@@ -185,13 +185,15 @@ def test_filters_restrict_results_exactly():
 @pytest.mark.parametrize("raw, message", [
     ('{"descriptors": ["D99"]}', "unknown descriptor code"),
     ('{"attributes": {"heel": "flat"}}', "unknown attribute name"),
+    ('{"attributes": {"colour": ["black", "nosuchcolour"]}}',
+     r"unknown value\(s\) \['nosuchcolour'\] of attribute 'colour'; known: \['black', 'white'\]"),
     ('{"colour": "red"}', "colour"),
     ("not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
 ])
 def test_bad_filters_name_the_problem(raw, message):
     with pytest.raises(QueryError, match=message):
-        parse_filters(raw, {"colour"})
+        parse_filters(raw, {"colour": ["black", "white"]})
 
 
 def test_stats_show_pruning():

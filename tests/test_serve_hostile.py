@@ -209,6 +209,8 @@ def test_one_error_shape_and_status_for_bad_fields(api, record):
         ({"print": image}, {"k": "0"}, "k must be between 1 and 1000"),
         ({"print": image}, {"k": "1001"}, "k must be between 1 and 1000"),
         ({"print": image}, {"filters": "{"}, "filters: not valid JSON"),
+        ({"print": image}, {"filters": '{"attributes": {"colour": ["nosuchcolour"]}}'},
+         "filters: unknown value(s) ['nosuchcolour'] of attribute 'colour'; known: ["),
     ]
     for files, data, message in cases:
         assert_error(search(api, files, data), 400, message)

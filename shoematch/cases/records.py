@@ -10,10 +10,11 @@ import re
 from datetime import UTC, datetime
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from shoematch.cases import audit
+from shoematch.cases.anchor import Anchor, record_quietly
 from shoematch.cases.db import open_engine, session_factory
 from shoematch.cases.models import Case, Decision, Query, Upload
 from shoematch.cases.preparation import Preparation
@@ -51,9 +52,24 @@ def _iso(moment: datetime) -> str:
 class CaseRecords:
     """The case database behind the workbench (SQLite by default, PostgreSQL by URL)."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, anchor: Anchor | None = None) -> None:
+        """`anchor`: where the audit head is checkpointed after each commit (default: from
+        `SHOEMATCH_AUDIT_ANCHOR`; none configured, none written)."""
         self.engine = open_engine(url)
         self.sessions = session_factory(self.engine)
+        self.anchor = anchor or Anchor.from_environment()
+        if self.anchor is not None:
+            event.listen(self.sessions, "after_commit", self._checkpoint)
+            event.listen(self.sessions, "after_rollback", self._forget_head)
+
+    def _checkpoint(self, session: Session) -> None:
+        head = session.info.pop(audit.PENDING_HEAD, None)
+        if head is not None:
+            record_quietly(self.anchor, *head)
+
+    @staticmethod
+    def _forget_head(session: Session) -> None:
+        session.info.pop(audit.PENDING_HEAD, None)
 
     # --- reading ------------------------------------------------------------------------
     def _case(self, session: Session, case_id: str) -> Case:

@@ -65,8 +65,8 @@ class RayConfig(TrainRayConfig):
         "pipeline, whose augmentation actors start once per pass (None: as many as the run's "
         "steps need, up to 2048 blocks in a pass; 1: a pass, and new actors, every epoch)")
     group_partitions: int | None = Field(
-        None, ge=1, description="hash partitions of the one-row-per-class groupby (None: Ray "
-        "Data's default, 200); a tiny dataset is grouped in seconds with 1-2 instead of minutes")
+        None, ge=1, description="blocks (read tasks) of the one-row-per-class table, each a run "
+        "of classes read from the shards they are in (None: one per reference shard)")
 
     @model_validator(mode="after")
     def _augmentation_fits_beside_the_workers(self) -> RayConfig:

@@ -23,7 +23,7 @@ import torch
 from shoematch.augment.config import AugConfig
 from shoematch.augment.crime_scene import augment_prints
 from shoematch.crisp.config import CrispTrainConfig
-from shoematch.data.dataset import open_dataset
+from shoematch.data.dataset import Dataset, open_dataset
 from shoematch.data.images import decode_image
 from shoematch.data.schema import QUERY_KIND, REFERENCE_KIND
 from shoematch.errors import DatasetError
@@ -63,6 +63,50 @@ def collect_group(group: pa.Table, label_field: str) -> pa.Table:
     for field in IMAGE_FIELDS:
         columns[field] = pa.array([group.column(field).to_pylist()], pa.list_(pa.binary()))
     return pa.table(columns)
+
+
+ClassRows = dict[str, list[tuple[int, int]]]  # class → (shard, row) of each of its instances
+
+
+def class_rows(dataset: Dataset, label_field: str, split: str) -> ClassRows:
+    """Where every class of `split` has its instances, from the label and split columns only
+    (strings: the images stay where they are)."""
+    layout: ClassRows = {}
+    for shard in range(len(dataset.manifest.shards)):
+        table = dataset.read_shard(shard, ["split", label_field])
+        for row, (label, row_split) in enumerate(zip(table.column(label_field).to_pylist(),
+                                                     table.column("split").to_pylist(),
+                                                     strict=True)):
+            if row_split == split:
+                layout.setdefault(label, []).append((shard, row))
+    return layout
+
+
+def partition_classes(layout: ClassRows, partitions: int) -> list[ClassRows]:
+    """`partitions` groups of whole classes, each reading few shards: classes in the order of
+    their first instance (a writer stores a class's instances together), cut into contiguous
+    runs; within a run, ordered by a hash of the label so that a batch's classes are not write-
+    order neighbours (as a hash partition mixes them)."""
+    ordered = sorted(layout, key=lambda label: (layout[label][0], label))
+    runs = [list(run) for run in np.array_split(np.asarray(ordered, dtype=object),
+                                                 min(partitions, len(ordered))) if len(run)]
+    return [{label: layout[label]
+             for label in sorted(run, key=lambda value: int(label_hash(np.array([value]))[0]))}
+            for run in runs]
+
+
+def read_classes(dataset: Dataset, classes: ClassRows) -> pa.Table:
+    """One row per class (label, lists of depth/print/mask), reading only the shards its
+    instances are in: the grouping a Ray Data groupby would do, without its hash shuffle."""
+    shards = sorted({shard for rows in classes.values() for shard, _ in rows})
+    tables = {shard: dataset.read_shard(shard, list(IMAGE_FIELDS)) for shard in shards}
+    columns: dict[str, list] = {"label": list(classes), **{f: [] for f in IMAGE_FIELDS}}
+    for rows in classes.values():
+        for field in IMAGE_FIELDS:
+            columns[field].append([tables[shard].column(field)[row].as_py()
+                                   for shard, row in rows])
+    return pa.table({"label": pa.array(columns["label"], pa.string()),
+                     **{f: pa.array(columns[f], pa.list_(pa.binary())) for f in IMAGE_FIELDS}})
 
 
 def pick_pair(count: int, rng: np.random.Generator) -> tuple[int, int]:

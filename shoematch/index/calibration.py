@@ -5,7 +5,8 @@ gallery moments), their evidence, and whether the true model made the top 10.
 Why on the index: the evidence depends on the encoder, the reference set and the scan — a
 calibrator is valid for the version it was fitted on, so it is stored per version
 (`shoematch.retrieval.confidence`). The reported reliability is cross-validated (each query's
-probability from a fit on the other folds); the stored calibrator is then fitted on all of them.
+probability from a fit on the other folds); the stored calibrator is then fitted on all of them,
+only when the quality gate passes (enough queries on both sides, cross-validated ECE < 0.10).
 """
 
 from __future__ import annotations
@@ -29,18 +30,27 @@ from shoematch.retrieval.calibration import (
     expected_calibration_error,
     reliability,
 )
-from shoematch.retrieval.confidence import ranking_evidence
+from shoematch.retrieval.confidence import quality_gate, ranking_evidence, sample_shortfall
 
 BATCH = 32
 
 
 @dataclass
 class CalibrationFit:
-    calibrator: TopTenCalibrator
+    """The calibrator fitted on every query, or None with `reason` when the quality gate
+    (`shoematch.retrieval.confidence.quality_gate`) refuses it; ECE and reliability are the
+    cross-validated ones (None / empty when there were too few queries to fit)."""
+
+    calibrator: TopTenCalibrator | None
+    reason: str | None
     queries: int
-    hit_rate: float
-    ece: float
+    hits: int
+    ece: float | None
     reliability: list[dict]
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.queries if self.queries else 0.0
 
 
 def query_evidence(index: SearchIndex, queries: Dataset, split: str | None,
@@ -68,12 +78,16 @@ def query_evidence(index: SearchIndex, queries: Dataset, split: str | None,
 
 def fit_calibration(features: np.ndarray, hits: np.ndarray, folds: int = 5,
                     threshold: float = 0.5) -> CalibrationFit:
-    """Cross-validated reliability, then the calibrator fitted on every query."""
-    if len(hits) < 2 * folds:
-        raise DatasetError(f"{len(hits)} queries: calibration needs at least {2 * folds} "
-                           f"({folds} folds)")
+    """Cross-validated reliability, then — when the gate lets it through — the calibrator
+    fitted on every query."""
+    count, positives = len(hits), int(np.sum(hits))
+    short = sample_shortfall(count, positives)
+    if short or count < 2 * folds:
+        reason = short or f"{count} queries cannot be cross-validated in {folds} folds"
+        return CalibrationFit(None, reason, count, positives, None, [])
     probabilities = cross_validated(features, hits, folds)
-    calibrator = TopTenCalibrator.fit(features, hits, threshold)
-    return CalibrationFit(calibrator, len(hits), float(hits.mean()),
-                          expected_calibration_error(probabilities, hits),
+    ece = expected_calibration_error(probabilities, hits)
+    reason = quality_gate(count, positives, ece)
+    calibrator = None if reason else TopTenCalibrator.fit(features, hits, threshold)
+    return CalibrationFit(calibrator, reason, count, positives, ece,
                           reliability(probabilities, hits))

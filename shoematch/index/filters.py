@@ -1,14 +1,16 @@
 """Search filters on NFRC descriptors and shoe attributes, checked against what the index holds.
 
 Descriptors: every listed code must be present on a reference. Attributes: name → one value or
-a list of accepted values. An unknown code or attribute name is a request error (it names the
-culprit); a known one that no reference carries simply matches nothing.
+a list of accepted values. An unknown code, attribute name or attribute value is a request
+error naming the culprit and the known ones (the index manifest lists every value its
+references carry), so a misspelt value is never a search that silently matches nothing; a
+known descriptor code that no reference carries simply matches nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,8 +37,10 @@ class SearchFilters(StrictModel):
 
 
 def parse_filters(raw: str | Mapping[str, Any] | None,
-                  attribute_names: set[str] | None = None) -> SearchFilters:
-    """Parse a JSON string or mapping; unknown keys, codes and attribute names are errors."""
+                  attribute_values: Mapping[str, Collection[str]] | None = None
+                  ) -> SearchFilters:
+    """Parse a JSON string or mapping; unknown keys, codes, attribute names and values (of
+    `attribute_values`: name → the values the index holds) are errors."""
     if raw is None or raw == "":
         return SearchFilters()
     if isinstance(raw, str):
@@ -57,12 +61,24 @@ def parse_filters(raw: str | Mapping[str, Any] | None,
     if unknown:
         raise QueryError(f"filters: unknown descriptor code(s) {unknown}; known: "
                          f"{list(DESCRIPTOR_CODES)}")
-    if attribute_names is not None:
-        missing = sorted(set(filters.attributes) - attribute_names)
-        if missing:
-            raise QueryError(f"filters: unknown attribute name(s) {missing}; known: "
-                             f"{sorted(attribute_names)}")
+    if attribute_values is not None:
+        check_attribute_values(filters, attribute_values)
     return filters
+
+
+def check_attribute_values(filters: SearchFilters,
+                           attribute_values: Mapping[str, Collection[str]]) -> None:
+    missing = sorted(set(filters.attributes) - set(attribute_values))
+    if missing:
+        raise QueryError(f"filters: unknown attribute name(s) {missing}; known: "
+                         f"{sorted(attribute_values)}")
+    for name, wanted in filters.attributes.items():
+        known = attribute_values[name]
+        unknown = [value for value in ([wanted] if isinstance(wanted, str) else wanted)
+                   if value not in known]
+        if unknown:
+            raise QueryError(f"filters: unknown value(s) {unknown} of attribute {name!r}; "
+                             f"known: {sorted(known)}")
 
 
 def check_filters_text(raw: str) -> None:

@@ -181,7 +181,7 @@ class SearchIndex:
         return queries
 
     def parse_filters(self, raw) -> SearchFilters:
-        return parse_filters(raw, set(self.manifest.attribute_values))
+        return parse_filters(raw, self.manifest.attribute_values)
 
     def search(self, queries: np.ndarray | torch.Tensor, k: int,
                filters: Sequence[SearchFilters] | SearchFilters | None = None,

@@ -3,11 +3,18 @@ the job and the benchmarks call."""
 
 from __future__ import annotations
 
-import pyarrow.compute as pc
+import pyarrow as pa
 import ray
 
 from shoematch.crisp.config import CrispTrainConfig
-from shoematch.crisp.data import AugmentPairs, collect_group, label_column
+from shoematch.crisp.data import (
+    AugmentPairs,
+    ClassRows,
+    class_rows,
+    label_column,
+    partition_classes,
+    read_classes,
+)
 from shoematch.crisp.job import CrispJob
 from shoematch.data.dataset import open_dataset
 from shoematch.data.schema import REFERENCE_KIND
@@ -20,29 +27,34 @@ from shoematch.training.passes import plan_passes
 log = get_logger(__name__)
 
 
+@ray.remote
+def _read_classes(refdb_uri: str, classes: ClassRows) -> pa.Table:
+    return read_classes(open_dataset(refdb_uri, REFERENCE_KIND), classes)
+
+
 def build_train_stream(config: CrispTrainConfig) -> TrainStream:
-    """Ray Data: read → keep the train split → one row per class (materialised once, before
-    training takes the CPUs) → per pass: `epochs` copies of those rows in a new block order,
-    pick pairs, decode + Aug on actors that live for the whole pass (`shoematch.training.passes`).
+    """Ray Data: one row per class of the train split → per pass: `epochs` copies of those
+    rows in a new block order, pick pairs, decode + Aug on actors that live for the whole pass
+    (`shoematch.training.passes`).
+
+    The rows per class are built without a Ray Data groupby: its hash shuffle (every image
+    through shuffle actors) once aborted a worker natively ("Mutex corrupt", SIGABRT) in the
+    demo, and is the costliest way to group rows that a writer stored together. The driver
+    reads the label column, and one task per run of classes reads the shards they are in.
     """
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     refdb = open_dataset(config.data.refdb, REFERENCE_KIND)
     label_field = label_column(config.data.label)
-    split = config.data.train_split
-    classes = (
-        ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs)
-        .select_columns(["split", label_field, "depth", "print", "mask"])  # pushed into the read
-        .map_batches(lambda t: t.filter(pc.equal(t["split"], split)), batch_format="pyarrow")
-        .groupby(label_field, num_partitions=config.ray.group_partitions)
-        .map_groups(lambda group: collect_group(group, label_field), batch_format="pyarrow")
-        .materialize()
-    )
-    count, needed = classes.count(), config.ray.num_workers * config.optim.batch_models
+    layout = class_rows(refdb, label_field, config.data.train_split)
+    count, needed = len(layout), config.ray.num_workers * config.optim.batch_models
     if count < needed:
         raise DatasetError(f"{config.data.refdb}: {count} training classes ({label_field}), but "
                            f"{config.ray.num_workers} workers × batch_models "
                            f"{config.optim.batch_models} need at least {needed}")
+    partitions = config.ray.group_partitions or len(refdb.manifest.shards)
+    classes = ray.data.from_arrow_refs([
+        _read_classes.remote(refdb.uri, group) for group in partition_classes(layout, partitions)])
     plan = plan_passes(count, classes.num_blocks(), config.ray.num_workers,
                        config.optim.batch_models, config.optim.steps, distinct="label",
                        epochs=config.ray.epochs_per_pass)

@@ -11,8 +11,13 @@ const slug = (text) => text.replace(/\s+/g, "-");
 // how far above this query's own score distribution over the gallery (standard deviations)
 const zText = (z) => (typeof z === "number" ? ` · z ${z.toFixed(1)}` : "");
 
+// A probability only when the index version's calibrator passed its quality gate; otherwise
+// the server's reason, never a number.
 function confidenceText(confidence) {
-  if (!confidence || typeof confidence.p_top10 !== "number") return "";
+  if (!confidence) return "";
+  if (typeof confidence.p_top10 !== "number") {
+    return confidence.confidence_reason ? ` · uncalibrated: ${confidence.confidence_reason}` : "";
+  }
   const p = confidence.p_top10.toFixed(2);
   return confidence.confident
     ? ` · P(true model in top 10) ${p}`
@@ -37,7 +42,8 @@ export class Results {
     $("compare-panel").addEventListener("keydown", (e) => this.keys(e));
   }
 
-  // confidence: {p_top10, confident} of the answer (null fields: the index is not calibrated)
+  // confidence: {p_top10, confident, confidence_reason} of the answer (null p_top10: the
+  // index version is not calibrated, and confidence_reason says why)
   set(caseId, queryId, rows, decisions = {}, confidence = null) {
     this.caseId = caseId;
     this.queryId = queryId;
