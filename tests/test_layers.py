@@ -19,7 +19,8 @@ LIBRARY = Path(REPO) / "shoematch"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "log", "env"),                                  # no shoematch imports
     ("config", "storage", "tracking"),                         # one of each
-    ("saved_model", "data", "augment", "models", "training"),  # records, images, bodies
+    ("saved_model", "data", "augment", "models", "training",   # records, images, bodies,
+     "prepare"),                                               # scene-photo analysis
     ("labels", "retrieval"),                                   # label vocabularies; scoring base
     ("evaluation",),                                           # encode, place, report
     ("crisp", "descriptors", "attributes", "dense"),           # the models
