@@ -1,7 +1,8 @@
 """Re-index a reference db with a CriSp encoder into a new, versioned, sharded index.
 
     python -m jobs.reindex --model MODEL_URI|CHECKPOINT --refdb PATH|s3://… --out INDEX_ROOT \
-        [--shards N] [--incremental] [--dtype float16|float32] [--dense [--dense-config …]]
+        [--shards N] [--incremental] [--dtype float16|float32]
+        [--dense [--dense-config …] [--scan-config …|--no-scan]]
 
 Ray Data reads the reference shards, an actor pool of encoders (one GPU each when the cluster
 has GPUs) computes the cells, and one task per index shard writes it. The new version becomes
@@ -10,7 +11,9 @@ version current (and removes this attempt's shards). `--incremental` encodes onl
 yet in the current version and lists its unchanged shards again. `--local` encodes in this
 process (no Ray): the baseline for Ray's overhead and a laptop fallback. `--dense` also stores
 each reference's dense feature maps (float16, `shards/<id>/dense_maps.npy`) for re-ranking,
-computed by the same encoder actors.
+computed by the same encoder actors, and the dense cascade's scan maps (`dense_scan.npy`, a
+projection fitted on a sample of the references): with them Serve's default search is the
+cascade (scan every reference, exact MCNCC on the best). `--no-scan`: re-ranking maps only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import argparse
 
 from jobs.common import run_main
+from shoematch.config import load_config
 from shoematch.dense.component import load_dense_config
+from shoematch.dense.scan import ScanConfig
 from shoematch.index.reindex import LocalExecutor, ReindexSettings, make_plan, run_reindex
 
 
@@ -49,17 +54,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="store dense feature maps per reference (re-ranking component)")
     parser.add_argument("--dense-config", nargs="+", default=[], metavar="YAML|KEY=VALUE",
                         help="DenseConfig: a YAML file and/or key=value items (with --dense)")
+    parser.add_argument("--scan-config", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="ScanConfig of the cascade's first stage (with --dense)")
+    parser.add_argument("--no-scan", action="store_true",
+                        help="with --dense: no scan maps (no cascade; re-ranking only)")
     args = parser.parse_args(argv)
-    if args.dense_config and not args.dense:
-        parser.error("--dense-config needs --dense")
+    if (args.dense_config or args.scan_config or args.no_scan) and not args.dense:
+        parser.error("--dense-config, --scan-config and --no-scan need --dense")
+    if args.scan_config and args.no_scan:
+        parser.error("--scan-config and --no-scan exclude each other")
     return args
 
 
 def settings_of(args: argparse.Namespace) -> ReindexSettings:
     dense = load_dense_config(args.dense_config) if args.dense else None
+    scan = None if not args.dense or args.no_scan else \
+        load_config(ScanConfig, None, args.scan_config)
     return ReindexSettings(args.model, args.refdb, args.out, args.shards, args.incremental,
                            args.dtype, args.batch_size, args.threads, args.descriptor_model,
-                           args.attribute_model, dense)
+                           args.attribute_model, dense, scan)
 
 
 def main(argv: list[str] | None = None) -> int:

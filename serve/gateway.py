@@ -19,6 +19,7 @@ from ray import serve
 from ray.serve.config import BackpressureConfig
 from starlette.exceptions import HTTPException
 
+from serve import cascade
 from serve import rerank as dense
 from serve.guard import Admission, Overloaded, RequestGuard, retry_after
 from serve.schemas import (
@@ -65,6 +66,10 @@ RETIRE_WAIT_S = 60.0
 K_FIELD = "ranked shoe models to return: 1 to the service's max_k (default 1000)"
 # Documented as a plain optional file (a nullable one reads to clients as "not a file").
 MASK_FIELD = "visible region, 255 = visible; left out: the print's ink"
+MATCHER_FIELD = ("auto: the dense cascade when the index has it (and rerank is 0), else cells; "
+                 "cascade; cells (CriSp cell ranking, optionally re-ranked)")
+CANDIDATES_FIELD = ("references the cascade scores exactly (default: the index's scan config; "
+                    "an index with no more references is scored exhaustively)")
 RERANK_FIELD = ("models of the cell ranking to re-rank by dense (MCNCC) score, 0 to the "
                 "service's max_rerank; needs an index built with --dense")
 SCALE_FIELD = ("the print's scale in px/cm: the print is resampled to the index's scale "
@@ -390,15 +395,20 @@ class Gateway:
                      k: Annotated[int, Form(description=K_FIELD)] = 100,
                      filters: Annotated[str | None, Form()] = None,
                      rerank: Annotated[int, Form(description=RERANK_FIELD)] = 0,
-                     px_per_cm: Annotated[float | None, Form(description=SCALE_FIELD)] = None
+                     px_per_cm: Annotated[float | None, Form(description=SCALE_FIELD)] = None,
+                     matcher: Annotated[str, Form(description=MATCHER_FIELD)] = "auto",
+                     candidates: Annotated[int | None, Form(description=CANDIDATES_FIELD)] = None
                      ) -> dict:
-        """Shoe models ranked by how well their treads match a crime-scene print; `rerank=N`
-        re-ranks the top N by dense score (an index built with --dense)."""
+        """Shoe models ranked by how well their treads match a crime-scene print: by the dense
+        cascade on an index that has it (scan every reference, exact MCNCC on the best
+        `candidates`), else by CriSp cells; `rerank=N` re-ranks the cells' top N densely."""
         started = time.perf_counter()
         manifest = self._manifest()
         k = await _k(request, k, self.settings.max_k)
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         dense.check_scale(manifest, px_per_cm)
+        if cascade.choose_matcher(manifest, matcher, rerank) == "cascade":
+            cascade.check_candidates(manifest, candidates, self.settings.max_rerank)
         parse_filters(filters, manifest.attribute_values)  # a bad filter: before decoding
         canvas = (manifest.canvas["height"], manifest.canvas["width"])
         data = await _read_upload(print_image)
@@ -408,14 +418,16 @@ class Gateway:
         if px_per_cm is not None:
             image, visible = dense.to_index_scale(image, visible, px_per_cm, manifest)
         decoded = time.perf_counter()
-        answer = await self.rank(image, visible, k, filters, rerank)
+        answer = await self.rank(image, visible, k, filters, rerank, matcher, candidates)
         answer["timings_ms"]["decode"] = round((decoded - started) * 1e3, 2)
         answer["timings_ms"]["total"] = round((time.perf_counter() - started) * 1e3, 2)
         return answer
 
     async def rank(self, image: np.ndarray, visible: np.ndarray, k: int,
-                   filters: str | dict | None, rerank: int = 0) -> dict:
-        """Encode a print on the canvas with its visible region and rank the index's models
+                   filters: str | dict | None, rerank: int = 0, matcher: str = "auto",
+                   candidates: int | None = None) -> dict:
+        """Rank the index's models for a print on the canvas with its visible region: by the
+        dense cascade (`matcher` auto on an index with scan maps, or cascade), else by cells
         (re-ranking the top `rerank` densely): the one search path of `/v1/search` and of the
         workbench's case queries."""
         started = time.perf_counter()
@@ -425,6 +437,10 @@ class Gateway:
             raise QueryError(f"k must be between 1 and {self.settings.max_k}, got {k}")
         dense.check_rerank(manifest, rerank, self.settings.max_rerank)
         parsed = parse_filters(filters, manifest.attribute_values)
+        if cascade.choose_matcher(manifest, matcher, rerank) == "cascade":
+            n = cascade.check_candidates(manifest, candidates, self.settings.max_rerank)
+            return await self._cascade(manifest, image, visible, k, parsed.model_dump(), n,
+                                       started)
         model_uri = self.settings.model or manifest.model_uri
         async with self.admission.slot():
             admitted = time.perf_counter()
@@ -453,6 +469,10 @@ class Gateway:
             "model_uri": model_uri,
             "k": k,
             "filters": parsed.model_dump(),
+            "matcher": "cells",
+            "stages": [{"stage": "cells", "references": manifest.references},
+                       *([{"stage": "exact", "references": len(ranked[:rerank])}]
+                         if rerank else [])],
             "reranked": bool(rerank),
             "rerank": rerank,
             "visible_cells": np.asarray(visible_cells).astype(bool).tolist(),
@@ -466,6 +486,45 @@ class Gateway:
                            "encode": round((encoded - admitted) * 1e3, 2),
                            "search": round((searched - encoded) * 1e3, 2),
                            "rerank": round((done - searched) * 1e3, 2)},
+        }
+
+
+    async def _cascade(self, manifest: IndexManifest, image: np.ndarray, visible: np.ndarray,
+                       k: int, filters: dict, n: int, started: float) -> dict:
+        """The dense cascade's answer: the probe's dense variants once (encoder deployment),
+        then the scan and the exact pass where the maps live (`serve.cascade`)."""
+        version = manifest.version
+        async with self.admission.slot():
+            admitted = time.perf_counter()
+            variants = await dense.probe_variants(self.encoder, manifest, image, visible)
+            encoded = time.perf_counter()
+            self.inflight[version] += 1
+            try:
+                ranked, stages, slot_ms = await cascade.cascade_matches(
+                    self._ask, len(self.shards), manifest, variants, k, n, filters)
+            finally:
+                self.inflight[version] -= 1
+            done = time.perf_counter()
+        return {
+            "index_version": version,
+            "model_uri": manifest.model_uri,
+            "k": k,
+            "filters": filters,
+            "matcher": "cascade",
+            "stages": stages,
+            "reranked": False,
+            "rerank": 0,
+            "visible_cells": np.asarray(variants[0][1]).astype(bool).tolist(),
+            "p_top10": None,
+            "confident": None,
+            "confidence_reason": cascade.NO_CALIBRATION,
+            "results": [{"rank": rank, "model_id": m.model, **_public(m), "z": None,
+                         "dense_score": dense.dense_field(score)}
+                        for rank, (m, score) in enumerate(ranked, start=1)],
+            "timings_ms": {"admission": round((admitted - started) * 1e3, 2),
+                           "encode": round((encoded - admitted) * 1e3, 2),
+                           "search": round(slot_ms["scan"], 2),
+                           "rerank": round((done - encoded) * 1e3 - slot_ms["scan"], 2)},
         }
 
 

@@ -22,6 +22,7 @@ from shoematch.index.layout import IndexManifest
 from shoematch.index.reader import Match, slot_shards
 
 Ask = Callable[..., Awaitable]
+MAX_RESAMPLE = 4.0  # the most a print's scale may differ from the index's, either way
 
 
 def check_rerank(manifest: IndexManifest, n: int, max_n: int) -> None:
@@ -35,7 +36,9 @@ def check_rerank(manifest: IndexManifest, n: int, max_n: int) -> None:
 
 
 def check_scale(manifest: IndexManifest, px_per_cm: float | None) -> None:
-    """A print scale the index can resample from (None: the print is at the index's scale)."""
+    """A print scale the index can resample from (None: the print is at the index's scale):
+    within a factor MAX_RESAMPLE of the index's, beyond which a print is either mostly
+    interpolated pixels or shrunk below its tread detail."""
     if px_per_cm is None:
         return
     if not math.isfinite(px_per_cm) or px_per_cm <= 0:
@@ -43,6 +46,11 @@ def check_scale(manifest: IndexManifest, px_per_cm: float | None) -> None:
     if manifest.px_per_cm is None:
         raise QueryError(f"px_per_cm={px_per_cm:g} given, but index version {manifest.version} "
                          "records no physical scale to resample the print to")
+    low, high = manifest.px_per_cm / MAX_RESAMPLE, manifest.px_per_cm * MAX_RESAMPLE
+    if not low <= px_per_cm <= high:
+        raise QueryError(f"px_per_cm={px_per_cm:g} is outside what index version "
+                         f"{manifest.version} ({manifest.px_per_cm:g} px/cm) resamples from: "
+                         f"{low:g} to {high:g}")
 
 
 def to_index_scale(image: np.ndarray, mask: np.ndarray, px_per_cm: float,

@@ -63,7 +63,8 @@ MatchResult = create_model(
        if name not in ("model", "order")})
 
 
-DENSE_SCORE = "MCNCC score when re-ranked; null: no valid overlap or past the re-ranked head"
+DENSE_SCORE = ("MCNCC score when scored exactly (re-ranked, or among the cascade's candidates); "
+               "null: no valid overlap or past the exactly scored head")
 Z_SCORE = ("the cell score standardised over this query's scores against every reference it "
            "was compared with (after filters): how far above the crowd; null if < 2 references")
 DenseMatchResult = create_model(
@@ -81,13 +82,23 @@ class SearchTimings(BaseModel):
     decode: float
     admission: float = Field(description="waiting for a free slot (admission control)")
     encode: float
-    search: float
-    rerank: float
+    search: float = Field(description="cells: the cell search; cascade: the scan (slowest slot)")
+    rerank: float = Field(description="the exact dense pass (with the cascade: and the merge)")
     total: float
 
 
 class PhotoTimings(BaseModel):
     total: float
+
+
+class Stage(BaseModel):
+    """One stage of the ranking that ran: what it compared the probe with."""
+
+    stage: Literal["cells", "scan", "exact"] = Field(
+        description="cells: CriSp cell scan; scan: the dense cascade's first stage; exact: "
+                    "MCNCC over the candidates (or over every reference)")
+    references: int = Field(description="references this stage scored")
+    kept: int | None = Field(None, description="candidates it passed on (scan only)")
 
 
 class SearchResult(BaseModel):
@@ -97,6 +108,9 @@ class SearchResult(BaseModel):
     model_uri: str
     k: int
     filters: SearchFilters
+    matcher: Literal["cells", "cascade"] = Field(
+        description="cascade: dense scan + exact MCNCC; cells: CriSp cells (+ rerank)")
+    stages: list[Stage]
     reranked: bool
     rerank: int
     visible_cells: list[list[bool]]

@@ -1,12 +1,18 @@
-"""Dense re-ranking over HTTP: `/v1/search` with `rerank` ranks exactly as `jobs.evaluate
---matcher cells+dense` on the same query; prints at another scale are resampled; a probe that
-cannot be matched is a 400 with the reason, and rerank on an index without dense maps a 409."""
+"""Dense matching over HTTP. The dense cascade, `/v1/search`'s default on an index with scan
+maps, ranks exactly as `SearchIndex.cascade` in process, says which stages ran, scores small
+galleries exhaustively and never returns a partial ranking when a shard replica dies. `rerank`
+(cells + dense) ranks exactly as `jobs.evaluate --matcher cells+dense`; prints at another scale
+are resampled; a probe that cannot be matched is a 400 with the reason, and rerank or the
+cascade on an index without their maps a 409."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -16,6 +22,9 @@ from cluster.processes import free_port
 from shoematch.data.dataset import open_dataset
 from shoematch.data.images import decode_image, encode_png
 from shoematch.data.readers.placement import scale
+from shoematch.dense.matcher import DenseConfig, DenseMatcher
+from shoematch.index.layout import read_manifest
+from shoematch.index.reader import SearchIndex
 from tests.conftest import REPO
 from tests.ray_jobs import submit, wait_job
 from tests.test_reindex import run_local
@@ -85,8 +94,65 @@ def test_rerank_ranks_as_evaluate_cells_plus_dense(dense_service, queries, tiny_
         head = [d if d is not None else -np.inf for d in dense[:RERANK]]
         assert head == sorted(head, reverse=True) and all(d is None for d in dense[RERANK:])
         assert body["timings_ms"]["rerank"] > 0
-    plain = search(url, queries[0]["print"], queries[0]["mask"], k="16").json()
+    plain = search(url, queries[0]["print"], queries[0]["mask"], k="16", matcher="cells").json()
     assert not plain["reranked"] and plain["results"][0]["dense_score"] is None
+    assert plain["matcher"] == "cells" and plain["stages"] == [
+        {"stage": "cells", "references": 32, "kept": None}]
+
+
+def in_process_cascade(root: str, record: dict, k: int, n: int) -> list[tuple[str, float]]:
+    manifest = read_manifest(root)
+    matcher = DenseMatcher(DenseConfig.model_validate(manifest.dense.config))
+    image = decode_image(record["print"], "print")
+    mask = decode_image(record["mask"], "mask") > 127
+    variants = [(f.numpy(), v.numpy())
+                for f, v in matcher.probe_variants(image, mask, manifest.px_per_cm)]
+    return [(m.model, score) for m, score in SearchIndex.load(root).cascade(variants, k, n)]
+
+
+def test_cascade_is_the_default_and_ranks_as_in_process(dense_service, queries):
+    url, root = dense_service
+    for record in queries[:3]:
+        response = search(url, record["print"], record["mask"], k="10", candidates="6")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["matcher"] == "cascade" and not body["reranked"]
+        assert body["stages"] == [{"stage": "scan", "references": 32, "kept": 6},
+                                  {"stage": "exact", "references": 6, "kept": None}]
+        assert body["p_top10"] is None and "no calibrated probability" in body[
+            "confidence_reason"]
+        expected = in_process_cascade(root, record, 10, 6)
+        assert [r["model_id"] for r in body["results"]] == [m for m, _ in expected]
+        np.testing.assert_allclose(
+            [np.nan if r["dense_score"] is None else r["dense_score"] for r in body["results"]],
+            [np.nan if s is None or not np.isfinite(s) else s for _, s in expected], atol=1e-4)
+    everything = search(url, queries[0]["print"], queries[0]["mask"], k="10",
+                        candidates="32").json()  # no more references than candidates
+    assert everything["stages"] == [{"stage": "exact", "references": 32, "kept": None}]
+    assert [r["model_id"] for r in everything["results"]] == [
+        m for m, _ in in_process_cascade(root, queries[0], 10, 32)]
+
+
+def test_cascade_bad_input_gets_400_with_the_reason(dense_service, queries):
+    url, root = dense_service
+    manifest = read_manifest(root)
+    record = queries[0]
+    shape = decode_image(record["print"], "print").shape
+    # one dense feature cell visible: the dense matcher takes it, the scan's 2×2 cells do not
+    side = round(manifest.dense.stride * manifest.px_per_cm / manifest.dense.px_per_cm)
+    one_cell = np.zeros(shape, np.uint8)
+    one_cell[8:8 + side, 16:16 + side] = 255
+    cases = [
+        (encode_png(one_cell), {}, "covers no first-stage cell"),
+        (record["mask"], {"candidates": "0"}, "candidates must be"),
+        (record["mask"], {"matcher": "nearest"}, "matcher must be one of"),
+        (record["mask"], {"matcher": "cascade", "rerank": "4"}, "rerank applies to the cell"),
+        (record["mask"], {"px_per_cm": str(manifest.px_per_cm * 10)}, "outside what index"),
+    ]
+    for mask, data, reason in cases:
+        response = search(url, record["print"], mask, **data)
+        assert response.status_code == 400, (reason, response.text)
+        assert reason in response.json()["error"]
 
 
 def test_print_at_another_scale_is_resampled(dense_service, queries):
@@ -119,6 +185,31 @@ def test_unmatchable_probes_get_400_with_the_reason(dense_service, queries):
         assert reason in response.json()["error"]
 
 
+def test_killed_shard_replica_never_returns_a_partial_cascade(dense_service, queries,
+                                                             ray_head):
+    from ray.util.state import list_actors
+
+    url, root = dense_service
+    expected = {i: [m for m, _ in in_process_cascade(root, queries[i], 10, 6)] for i in range(3)}
+    actors = list_actors(address=ray_head.url, filters=[("state", "=", "ALIVE")], limit=1000)
+    victims = [a.pid for a in actors if "IndexShard0" in (a.class_name or "")]
+    assert victims, [a.class_name for a in actors]
+    os.kill(victims[0], signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 120
+    for i in range(20):  # bounded in count and time
+        if time.monotonic() > deadline:
+            break
+        response = search(url, queries[i % 3]["print"], queries[i % 3]["mask"], k="10",
+                          candidates="6")
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            assert [r["model_id"] for r in response.json()["results"]] == expected[i % 3]
+        else:
+            assert response.status_code == 503 and "shard" in response.json()["error"]
+    assert statuses[-1] == 200, statuses
+
+
 def test_rerank_without_dense_maps_is_a_409(dense_service, queries, random_encoder, tiny_refs):
     url, root = dense_service
     plain = run_local("--model", random_encoder, "--refdb", f"{tiny_refs}/references", "--out",
@@ -128,4 +219,7 @@ def test_rerank_without_dense_maps_is_a_409(dense_service, queries, random_encod
     response = search(url, queries[0]["print"], queries[0]["mask"], rerank="4")
     assert response.status_code == 409
     assert "no dense feature maps" in response.json()["error"]
-    assert search(url, queries[0]["print"], queries[0]["mask"]).status_code == 200
+    response = search(url, queries[0]["print"], queries[0]["mask"], matcher="cascade")
+    assert response.status_code == 409 and "no dense scan maps" in response.json()["error"]
+    default = search(url, queries[0]["print"], queries[0]["mask"])
+    assert default.status_code == 200 and default.json()["matcher"] == "cells"

@@ -30,6 +30,8 @@ EMBEDDING = "embedding"
 PHOTO_EMBEDDING = "photo_embedding"
 DENSE_MAP = "dense_map"
 DENSE_SHAPE = "dense_shape"
+SCAN_MAP = "scan_map"
+SCAN_SHAPE = "scan_shape"
 SHARD = "shard"
 
 
@@ -59,7 +61,8 @@ class EncodeBatch:
     With label models it also fills descriptors / attributes of references that have none
     (given labels win; the source column says which) and computes catalogue-photo features
     for photo search, and with `dense` ({"config": DenseConfig fields, "px_per_cm": the
-    references' scale}) each reference's dense feature maps.
+    references' scale, "scan": None or {"config": ScanConfig fields, "projection": …}}) each
+    reference's dense feature maps and the dense cascade's scan maps.
     """
 
     def __init__(self, model_uri: str, shards: int, dtype: str, device: str = "cpu",
@@ -86,6 +89,7 @@ class EncodeBatch:
 
             self.dense = DenseMatcher(DenseConfig.model_validate(dense["config"]), self.device)
             self.px_per_cm = float(dense["px_per_cm"])
+            self.scan = dense.get("scan")
 
     def _dense_maps(self, records: list[dict]) -> np.ndarray:
         """[n, C, h, w] float16 dense maps of the references' prints."""
@@ -150,9 +154,9 @@ class EncodeBatch:
                                                  for r in records], pa.int32()))
         if self.dense is not None:
             maps = self._dense_maps(records)
-            out = out.append_column(DENSE_MAP, pa.array([m.tobytes() for m in maps], pa.binary()))
-            out = out.append_column(DENSE_SHAPE, pa.array([list(maps.shape[1:])] * len(records),
-                                                          pa.list_(pa.int32())))
+            out = _append_maps(out, DENSE_MAP, DENSE_SHAPE, maps)
+            if self.scan is not None:
+                out = _append_maps(out, SCAN_MAP, SCAN_SHAPE, scan_maps(maps, self.scan))
         return out.append_column("cells_shape", pa.array([list(cells.shape[1:])] * len(records),
                                                          pa.list_(pa.int32())))
 
@@ -167,16 +171,32 @@ def write_group(table: pa.Table, root: str, version: str, dtype: str) -> pa.Tabl
     entry = write_shard(open_store(root), f"{version}-{shard:04d}", cells,
                         table.select(METADATA_SCHEMA.names), dtype,
                         photo_matrix(table.column(PHOTO_EMBEDDING).to_pylist()),
-                        dense_matrix(table))
+                        maps_matrix(table, DENSE_MAP, DENSE_SHAPE),
+                        maps_matrix(table, SCAN_MAP, SCAN_SHAPE))
     return pa.table({"entry": [entry.model_dump_json()]})
 
 
-def dense_matrix(table: pa.Table) -> np.ndarray | None:
-    """[n, C, h, w] float16 dense maps of encoded rows, or None when not computed."""
-    if DENSE_MAP not in table.column_names:
+def scan_maps(maps: np.ndarray, scan: dict) -> np.ndarray:
+    """The cascade's scan maps of dense maps, with the index's fitted projection."""
+    from shoematch.dense.scan import Projection, ScanConfig, reduce_references
+
+    config = ScanConfig.model_validate(scan["config"])
+    return reduce_references(maps, Projection.from_dict(scan["projection"]), config.pool)
+
+
+def _append_maps(table: pa.Table, column: str, shape_column: str, maps: np.ndarray) -> pa.Table:
+    table = table.append_column(column, pa.array([m.tobytes() for m in maps], pa.binary()))
+    return table.append_column(shape_column, pa.array([list(maps.shape[1:])] * len(maps),
+                                                      pa.list_(pa.int32())))
+
+
+def maps_matrix(table: pa.Table, column: str, shape_column: str) -> np.ndarray | None:
+    """[n, …] float16 per-reference maps of encoded rows (dense or scan), or None when not
+    computed."""
+    if column not in table.column_names:
         return None
-    shape = tuple(table.column(DENSE_SHAPE)[0].as_py())
-    flat = b"".join(v.as_py() for v in table.column(DENSE_MAP))
+    shape = tuple(table.column(shape_column)[0].as_py())
+    flat = b"".join(v.as_py() for v in table.column(column))
     return np.frombuffer(flat, dtype=np.float16).reshape(-1, *shape)
 
 
@@ -237,7 +257,9 @@ def rewrite_shard(store: Store, entry: ShardEntry, rows: list[int], shard_id: st
     cells = np.ascontiguousarray(data.cells[:, rows].transpose(1, 0, 2))
     photos = None if data.photos is None else data.photos[rows]
     dense = None if data.dense is None else data.dense[rows]
-    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype, photos, dense)
+    scan = None if data.scan is None else data.scan[rows]
+    return write_shard(store, shard_id, cells, data.metadata.take(rows), dtype, photos, dense,
+                       scan)
 
 
 def summarize_labels(tables: Iterable[pa.Table]) -> tuple[dict, dict]:

@@ -5,6 +5,7 @@
     INDEX_ROOT/shards/<shard id>/embeddings.npy cells [S, n, C], cell-major, float16/float32
     INDEX_ROOT/shards/<shard id>/metadata.parquet  one row per reference, same order
     INDEX_ROOT/shards/<shard id>/dense_maps.npy    optional: dense feature maps [n, C, h, w]
+    INDEX_ROOT/shards/<shard id>/dense_scan.npy    optional: the cascade's scan maps [n, k, H, W]
 
 Shards live outside versions so a new (incremental) version can list shards of older ones
 unchanged. A version is visible only through its manifest, and current only once `CURRENT`
@@ -32,6 +33,7 @@ METADATA_FILE = "metadata.parquet"
 # What `new_version_id` makes (and older ids of letters, digits, '-' and '_'): never a path.
 VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 DENSE_FILE = "dense_maps.npy"  # dense feature maps [n, C, h, w] float16, reference-major
+SCAN_FILE = "dense_scan.npy"  # the dense cascade's first-stage maps [n, k, H, W] float16
 
 
 class ShardEntry(StrictModel):
@@ -44,6 +46,18 @@ class ShardEntry(StrictModel):
     bytes: int
     photos_sha256: str | None = None
     dense_sha256: str | None = None
+    scan_sha256: str | None = None
+
+
+class ScanComponent(StrictModel):
+    """The dense cascade's first stage: reduced maps every query scans (`dense.scan`)."""
+
+    config: dict  # the ScanConfig
+    projection: dict  # {"mean": [C], "basis": [C][k]}: fitted on references only
+    grid: tuple[int, int]  # scan map (H, W) of one reference
+    channels: int
+    dtype: str = "float16"
+    bytes_per_reference: int
 
 
 class DenseComponent(StrictModel):
@@ -56,6 +70,7 @@ class DenseComponent(StrictModel):
     stride: int  # pixels per feature cell at px_per_cm: a smaller probe cannot be matched
     dtype: str = "float16"
     bytes_per_reference: int
+    scan: ScanComponent | None = None  # None: re-ranking only, no cascade
 
 
 class IndexManifest(StrictModel):

@@ -13,12 +13,22 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from shoematch.dense.cascade import cascade_ranking, scan_order
+from shoematch.dense.matcher import DenseConfig
 from shoematch.dense.mcncc import ReferenceSpectra
 from shoematch.dense.rerank import Variant, variant_scores
+from shoematch.dense.scan import (
+    Projection,
+    ScanConfig,
+    ScanGallery,
+    ScanProbe,
+    coarse_grid,
+    scan_probe,
+)
 from shoematch.errors import IndexComponentMissing, QueryError, SearchIndexError
 from shoematch.index.device_search import DeviceShardSearcher
 from shoematch.index.filters import FilterColumns, SearchFilters, parse_filters
-from shoematch.index.layout import IndexManifest, ShardEntry, read_manifest
+from shoematch.index.layout import DenseComponent, IndexManifest, ShardEntry, read_manifest
 from shoematch.index.merge import merge_top_k
 from shoematch.index.search import PhotoSearcher, SearchStats, ShardSearcher
 from shoematch.index.shard_io import read_shard, release_pages
@@ -51,10 +61,12 @@ class Match:
 
 class LoadedShard:
     def __init__(self, entry: ShardEntry, store: Store, order_offset: int,
-                 grid: tuple[int, int], device: str | None = None) -> None:
+                 grid: tuple[int, int], device: str | None = None,
+                 scan_grid: tuple[int, int] | None = None) -> None:
         data = read_shard(store, entry, mmap_cells=True)
         self.entry = entry
         self.grid = grid
+        self.order_offset = order_offset
         meta = data.metadata
         # Kept as Arrow columns (a few bytes per reference), not Python objects (~3 KB each):
         # only the k hits of a query are ever turned into Python values.
@@ -66,7 +78,9 @@ class LoadedShard:
         release_pages(data.cells)  # the int8 copy is built: the truth goes back to disk
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
-        self.dense = data.dense  # [n, C, h, w] float16, or None
+        self.dense = data.dense  # [n, C, h, w] float16 (memory-mapped when local), or None
+        self.scan = None if data.scan is None or scan_grid is None else \
+            ScanGallery(torch.from_numpy(data.scan), scan_grid)
 
     @cached_property
     def rows(self) -> dict[str, int]:
@@ -84,6 +98,27 @@ class LoadedShard:
             matches.append([self._match(hit, cells[i].reshape(self.grid))
                             for i, hit in enumerate(shard_hits)])
         return matches
+
+    def scan_search(self, probes: Sequence[ScanProbe] | None, n: int, filters: SearchFilters,
+                    min_overlap: float) -> list[Match]:
+        """This shard's `n` best instances by the cascade's scan score (after `filters`);
+        `probes` None: every allowed instance, score 0 (exhaustive: the exact pass scores all)."""
+        allowed = self.filters.mask(filters)
+        if probes is None:
+            scores = np.zeros(len(self.searcher), dtype=np.float32)
+            if allowed is not None:
+                scores[~allowed] = -np.inf
+        else:
+            assert self.scan is not None
+            scores = self.scan.scores(probes, min_overlap, allowed)
+        finite = np.flatnonzero(np.isfinite(scores))
+        if len(finite) > n:
+            finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+        rows = sorted(finite.tolist(), key=lambda row: (-scores[row], row))
+        empty = np.zeros((0, 0))
+        names = self.searcher.model_names[self.searcher.model_codes[rows]].tolist()
+        return [self._match(_Hit(row, name, float(scores[row]), self.order_offset + row), empty)
+                for row, name in zip(rows, names, strict=True)]
 
     def search_photos(self, features: torch.Tensor, k: int,
                       filters: Sequence[SearchFilters]) -> list[list[Match]]:
@@ -112,6 +147,16 @@ class LoadedShard:
         )
 
 
+@dataclass(frozen=True)
+class _Hit:
+    """A scan hit in the shape `LoadedShard._match` reads."""
+
+    row: int
+    model: str
+    score: float
+    order: int
+
+
 def check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
@@ -132,6 +177,17 @@ def shard_offsets(manifest: IndexManifest) -> dict[str, int]:
         offsets[entry.id] = total
         total += entry.rows
     return offsets
+
+
+def scan_probe_grid(dense: DenseComponent | None) -> tuple[int, int] | None:
+    """The coarse grid every cascade probe is padded to: the dense config's probe grid, at
+    least the references' grid (a probe placed on the canvas never exceeds it)."""
+    if dense is None or dense.scan is None:
+        return None
+    pool = ScanConfig.model_validate(dense.scan.config).pool
+    probe = tuple(dense.config.get("probe_grid", dense.grid))
+    fine = max(probe[0], dense.grid[0]), max(probe[1], dense.grid[1])
+    return coarse_grid(fine, pool)
 
 
 def slot_shards(manifest: IndexManifest, slot: int, slots: int) -> list[ShardEntry]:
@@ -156,7 +212,8 @@ class SearchIndex:
         manifest = read_manifest(store, version)
         offsets = shard_offsets(manifest)
         grid = tuple(manifest.grid)
-        shards = [LoadedShard(entry, store, offsets[entry.id], grid, device)
+        scan = scan_probe_grid(manifest.dense)
+        shards = [LoadedShard(entry, store, offsets[entry.id], grid, device, scan)
                   for entry in slot_shards(manifest, slot, slots)]
         log.info("loaded index %s version %s: %d of %d shards, %d references", root,
                  manifest.version, len(shards), len(manifest.shards),
@@ -215,6 +272,51 @@ class SearchIndex:
             return np.zeros(0, dtype=np.float32)
         references = ReferenceSpectra(torch.from_numpy(np.stack(maps)))
         return variant_scores(variants, references, min_overlap)
+
+    @property
+    def min_overlap(self) -> float:
+        """The dense matcher's least overlap, as the index's dense config records it."""
+        config = self.manifest.dense.config if self.manifest.dense else {}
+        return float(config.get("min_overlap", DenseConfig().min_overlap))
+
+    def scan_probes(self, variants: Sequence[Variant]) -> list[ScanProbe]:
+        """The probe's dense variants in the cascade scan's terms (refused when the index has
+        no scan maps)."""
+        dense = self.manifest.dense
+        if dense is None or dense.scan is None:
+            raise IndexComponentMissing(
+                f"index {self.root} version {self.version} has no dense cascade (scan maps): "
+                "re-index with `jobs.reindex --dense`, or search by cells")
+        config = ScanConfig.model_validate(dense.scan.config)
+        projection = Projection.from_dict(dense.scan.projection)
+        grid = scan_probe_grid(dense)
+        assert grid is not None
+        return [scan_probe(features, visible, projection, config.pool, grid)
+                for features, visible in variants]
+
+    def dense_scan(self, variants: Sequence[Variant], n: int,
+                   filters: SearchFilters | None = None, exhaustive: bool = False
+                   ) -> list[Match]:
+        """The first stage of the dense cascade over the loaded shards: the `n` best instances
+        by scan score (scan order), each as a Match whose score is its scan score. With
+        `exhaustive`, no scan: every (allowed) instance, in index order, for the exact pass."""
+        probes = None if exhaustive else self.scan_probes(variants)
+        found = [match for shard in self.shards
+                 for match in shard.scan_search(probes, n, filters or SearchFilters(),
+                                                self.min_overlap)]
+        return scan_order(found)[:n]
+
+    def cascade(self, variants: Sequence[Variant], k: int, n: int,
+                filters: SearchFilters | None = None) -> list[tuple[Match, float | None]]:
+        """Dense cascade in process: scan every reference, score the best `n` exactly, rank
+        the models (the top `k`); Serve's gateway composes the same two stages over its shard
+        replicas and ranks with the same `cascade_ranking`."""
+        check_k(k)
+        exhaustive = n >= self.manifest.references
+        candidates = self.dense_scan(variants, max(n, k), filters, exhaustive)
+        exact = self.dense_scores([(c.shard, c.instance_id) for c in candidates[:n]], variants,
+                                  self.min_overlap)
+        return cascade_ranking(candidates, exact.tolist())[:k]
 
     def search_photos(self, features: np.ndarray | torch.Tensor, k: int,
                       filters: Sequence[SearchFilters] | SearchFilters | None = None

@@ -23,6 +23,7 @@ from shoematch.data.dataset import Dataset, open_dataset
 from shoematch.data.schema import REFERENCE_KIND
 from shoematch.dense.component import dataset_px_per_cm
 from shoematch.dense.matcher import DenseConfig
+from shoematch.dense.scan import ScanConfig
 from shoematch.errors import SearchIndexError, ShoematchError
 from shoematch.index.build import (
     READ_COLUMNS,
@@ -35,7 +36,7 @@ from shoematch.index.build import (
     rewrite_shard,
     write_group,
 )
-from shoematch.index.dense import dense_component
+from shoematch.index.dense import dense_component, fit_scan_component
 from shoematch.index.layout import (
     DenseComponent,
     IndexManifest,
@@ -66,6 +67,7 @@ class ReindexSettings:
     descriptor_model: str | None = None
     attribute_model: str | None = None
     dense: DenseConfig | None = None  # also store dense feature maps (re-ranking component)
+    scan: ScanConfig | None = None  # with `dense`: the cascade's scan maps (first stage)
 
 
 @dataclass
@@ -98,8 +100,11 @@ class ReindexPlan:
         """What the encoder actors need to compute dense maps (None: none wanted)."""
         if self.settings.dense is None or self.dense is None:
             return None
+        scan = self.dense.scan
         return {"config": self.settings.dense.model_dump(mode="json"),
-                "px_per_cm": dataset_px_per_cm(self.refdb)}  # the references' own scale
+                "px_per_cm": dataset_px_per_cm(self.refdb),  # the references' own scale
+                "scan": None if scan is None else {"config": scan.config,
+                                                   "projection": scan.projection}}
 
 
 def select_rows(table: pa.Table, wanted: pa.Array | None) -> pa.Table:
@@ -159,10 +164,9 @@ def make_plan(settings: ReindexSettings) -> ReindexPlan:
     store.check()
     grid, dim = grid_of(encoder, refdb)
     check_label_models(settings)
-    dense = None if settings.dense is None else \
-        dense_component(settings.dense, refdb.canvas, dataset_px_per_cm(refdb))
     current = read_current(store)
     previous = read_manifest(store, current) if current else None
+    dense = None if settings.dense is None else plan_dense(settings, refdb, previous)
     update = None
     if settings.incremental:
         if previous is None:
@@ -187,6 +191,22 @@ def make_plan(settings: ReindexSettings) -> ReindexPlan:
                                   wanted_digests(refdb, dense is not None))
     return ReindexPlan(settings, refdb, encoder, store, grid, dim, new_version_id(), previous,
                        update, dense)
+
+
+def plan_dense(settings: ReindexSettings, refdb: Dataset,
+               previous: IndexManifest | None) -> DenseComponent:
+    """The dense component this run writes. Its scan projection is fitted on the references,
+    except in an incremental run over an index that has one for the same scan config: the old
+    shards' scan maps were made with it, so it is kept."""
+    assert settings.dense is not None
+    px_per_cm = dataset_px_per_cm(refdb)
+    scan = None
+    if settings.scan is not None:
+        kept = previous.dense.scan if previous and previous.dense else None
+        same = kept is not None and kept.config == settings.scan.model_dump(mode="json")
+        scan = kept if settings.incremental and same else \
+            fit_scan_component(refdb, settings.dense, settings.scan, px_per_cm)
+    return dense_component(settings.dense, refdb.canvas, px_per_cm, scan)
 
 
 def describe_dense(dense: DenseComponent | None) -> str:

@@ -23,6 +23,7 @@ from shoematch.index.layout import (
     EMBEDDINGS_FILE,
     METADATA_FILE,
     PHOTOS_FILE,
+    SCAN_FILE,
     ShardEntry,
     shard_dir,
 )
@@ -47,6 +48,7 @@ class ShardData:
     metadata: pa.Table
     photos: np.ndarray | None = None  # [n, D] catalogue-photo features
     dense: np.ndarray | None = None  # [n, C, h, w] dense feature maps
+    scan: np.ndarray | None = None  # [n, k, H, W] the dense cascade's scan maps
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -57,15 +59,17 @@ def _npy(array: np.ndarray) -> bytes:
 
 def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Table,
                 dtype: str, photos: np.ndarray | None = None,
-                dense: np.ndarray | None = None) -> ShardEntry:
+                dense: np.ndarray | None = None, scan: np.ndarray | None = None) -> ShardEntry:
     """Write `cells` [n, S, C] (reference-major, as encoded) cell-major, its metadata, and the
-    optional photo features and dense maps (reference-major: a candidate's map is one slice)."""
+    optional photo features, dense maps (reference-major: a candidate's map is one slice) and
+    scan maps."""
     if cells.ndim != 3 or cells.shape[0] != metadata.num_rows:
         raise SearchIndexError(f"shard {shard_id}: {cells.shape} embeddings for "
                                f"{metadata.num_rows} metadata rows")
-    if dense is not None and len(dense) != metadata.num_rows:
-        raise SearchIndexError(f"shard {shard_id}: {len(dense)} dense maps for "
-                               f"{metadata.num_rows} metadata rows")
+    for name, rows in (("dense", dense), ("scan", scan)):
+        if rows is not None and len(rows) != metadata.num_rows:
+            raise SearchIndexError(f"shard {shard_id}: {len(rows)} {name} maps for "
+                                   f"{metadata.num_rows} metadata rows")
     embeddings = _npy(np.ascontiguousarray(cells.astype(DTYPES[dtype]).transpose(1, 0, 2)))
     meta_bytes = table_to_parquet_bytes(metadata.select(METADATA_SCHEMA.names)
                                         .cast(METADATA_SCHEMA))
@@ -78,15 +82,19 @@ def write_shard(store: Store, shard_id: str, cells: np.ndarray, metadata: pa.Tab
     dense_bytes = None if dense is None else _npy(np.ascontiguousarray(dense, np.float16))
     if dense_bytes is not None:
         store.write_bytes(f"{base}/{DENSE_FILE}", dense_bytes)
+    scan_bytes = None if scan is None else _npy(np.ascontiguousarray(scan, np.float16))
+    if scan_bytes is not None:
+        store.write_bytes(f"{base}/{SCAN_FILE}", scan_bytes)
     return ShardEntry(
         id=shard_id, path=base, rows=metadata.num_rows,
         models=len(set(metadata.column("model_id").to_pylist())),
         embeddings_sha256=hashlib.sha256(embeddings).hexdigest(),
         metadata_sha256=hashlib.sha256(meta_bytes).hexdigest(),
         bytes=len(embeddings) + len(meta_bytes) + len(photo_bytes or b"") +
-        len(dense_bytes or b""),
+        len(dense_bytes or b"") + len(scan_bytes or b""),
         photos_sha256=hashlib.sha256(photo_bytes).hexdigest() if photo_bytes else None,
         dense_sha256=hashlib.sha256(dense_bytes).hexdigest() if dense_bytes else None,
+        scan_sha256=hashlib.sha256(scan_bytes).hexdigest() if scan_bytes else None,
     )
 
 
@@ -146,11 +154,21 @@ def read_shard(store: Store, entry: ShardEntry, mmap_cells: bool = False) -> Sha
     if entry.photos_sha256:
         photos = np.load(io.BytesIO(_verified(store, f"{entry.path}/{PHOTOS_FILE}",
                                               entry.photos_sha256)), allow_pickle=False)
-    dense = None
-    if entry.dense_sha256:
-        dense = np.load(io.BytesIO(_verified(store, f"{entry.path}/{DENSE_FILE}",
-                                             entry.dense_sha256)), allow_pickle=False)
-        if len(dense) != entry.rows:
-            raise SearchIndexError(f"shard {entry.id}: {len(dense)} dense maps for "
-                                   f"{entry.rows} rows")
-    return ShardData(cells, metadata, photos, dense)
+    dense = _optional_maps(store, entry, DENSE_FILE, entry.dense_sha256, "dense",
+                           mmap_cells and not is_s3(store.uri))
+    scan = _optional_maps(store, entry, SCAN_FILE, entry.scan_sha256, "scan", False)
+    return ShardData(cells, metadata, photos, dense, scan)
+
+
+def _optional_maps(store: Store, entry: ShardEntry, name: str, sha256: str | None, what: str,
+                   mapped: bool) -> np.ndarray | None:
+    """A shard's optional per-reference maps, verified (memory-mapped when `mapped`: the exact
+    dense pass reads a few candidates' maps per query, never all of them)."""
+    if not sha256:
+        return None
+    rel = f"{entry.path}/{name}"
+    maps = _mapped(store, rel, sha256) if mapped else \
+        np.load(io.BytesIO(_verified(store, rel, sha256)), allow_pickle=False)
+    if len(maps) != entry.rows:
+        raise SearchIndexError(f"shard {entry.id}: {len(maps)} {what} maps for {entry.rows} rows")
+    return maps
