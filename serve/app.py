@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 
-from ray.serve import Application
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application, Deployment
+from ray.serve.config import BackpressureConfig
 
+from serve.api import build_api
 from serve.encoder import QueryEncoder
-from serve.gateway import GatewayDeployment
+from serve.gateway import Gateway
 from serve.labels import LabelModels
 from serve.settings import ServeSettings
 from serve.shard import IndexShard
@@ -25,6 +29,30 @@ FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
                  "SHOEMATCH_AUDIT_KEY_FILE")
 
 
+def deployment_of(decorated: object) -> Deployment:
+    """A class under `@serve.deployment` as what it is at run time, a `Deployment` (type
+    checkers do not apply class decorators, so they still see the class)."""
+    assert isinstance(decorated, Deployment), decorated
+    return decorated
+
+
+class GatewayReplica(Gateway):
+    """A gateway as a Serve replica: Serve calls `__serve_build_asgi_app__` after the
+    constructor (`serve.ingress()` with no app), so each replica builds its own FastAPI app."""
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self)
+
+
+# The gateway answers overload itself (`Admission`: 503, the API's error body, Retry-After), so
+# it takes many requests at once; Serve's own queue limit is only the backstop behind it (its
+# 503 carries Retry-After too, but Serve's plain-text body).
+GatewayDeployment = serve.deployment(
+    name="Gateway", max_ongoing_requests=256, max_queued_requests=512,
+    backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
+)(serve.ingress()(GatewayReplica))
+
+
 def _env() -> dict:
     """The deploying process's storage and MLflow locations, for every replica."""
     env_vars = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
@@ -35,7 +63,7 @@ def build_app(args: dict) -> Application:
     settings = ServeSettings.model_validate(args)
     body = settings.model_dump()
     runtime_env = _env()
-    encoder = QueryEncoder.options(
+    encoder = deployment_of(QueryEncoder).options(
         autoscaling_config={"min_replicas": settings.encoder_min_replicas,
                             "max_replicas": settings.encoder_max_replicas,
                             "target_ongoing_requests": settings.encoder_target_ongoing()},
@@ -43,12 +71,12 @@ def build_app(args: dict) -> Application:
                            "runtime_env": runtime_env},
     ).bind(settings.encoder_threads, settings.encoder_batch_size, settings.encoder_batch_wait_s,
            settings.encoder_runtime)
-    shards = [IndexShard.options(
+    shards = [deployment_of(IndexShard).options(
         name=f"IndexShard{slot}",
         ray_actor_options={"num_cpus": settings.shard_cpus, "num_gpus": settings.shard_gpus,
                            "runtime_env": runtime_env},
     ).bind(body, slot) for slot in range(settings.slots)]
-    labels = LabelModels.options(
+    labels = deployment_of(LabelModels).options(
         ray_actor_options={"num_cpus": settings.labels_cpus, "runtime_env": runtime_env},
     ).bind()
     return GatewayDeployment.options(

@@ -40,8 +40,10 @@ class QueryEncoder:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.models: dict[str, torch.nn.Module] = {}
         self.matchers: dict[str, DenseMatcher] = {}
-        self.encode.set_max_batch_size(batch_size)
-        self.encode.set_batch_wait_timeout_s(batch_wait_s)
+        # Ray's `serve.batch` overloads type the wrapper as a plain callable; at run time it
+        # has these setters (Ray's documented way to size batches per replica).
+        self.encode.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
+        self.encode.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
 
     def _model(self, uri: str) -> torch.nn.Module:
         if uri not in self.models:

@@ -9,7 +9,6 @@ the moment it passes the limit and the rest is never read, authenticated or not.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,10 +17,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serve.errors import Overloaded, error_response
 from serve.settings import ServeSettings
 from serve.workbench import PUBLIC_PATHS, PUBLIC_PREFIXES
 from shoematch.cases.users import Users
-from shoematch.errors import ShoematchError
 
 OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc",
                         "/openapi.json", *PUBLIC_PATHS})
@@ -40,22 +39,7 @@ def caller(settings: ServeSettings, users: Users, path: str, header: str | None
 
 
 def too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"request body exceeds the upload limit of {limit} bytes"},
-                        status_code=413)
-
-
-class Overloaded(ShoematchError):
-    """The service is at capacity (or a request ran past its deadline): answered 503 with
-    `Retry-After`, never queued without bound."""
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-def retry_after(seconds: float) -> dict[str, str]:
-    """The `Retry-After` header: whole seconds, at least 1 (RFC 9110 delay-seconds)."""
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    return error_response(413, f"request body exceeds the upload limit of {limit} bytes")
 
 
 class Admission:
@@ -100,28 +84,24 @@ class Admission:
 
 
 class RequestGuard:
-    # The gateway's settings in this process, set by the Gateway on construction. A class
-    # attribute, not `app.state`: Serve ships the app to the replica as a copy, while this
-    # class (like the Gateway) is imported there, so both see the same one.
-    settings: ServeSettings | None = None
-    users: Users = Users([])
+    """Auth and the upload limit of one app, with its gateway's settings and users."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: ServeSettings, users: Users) -> None:
         self.app = app
+        self.settings = settings
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = RequestGuard.settings
-        if settings is None:
-            raise RuntimeError("RequestGuard.settings is unset: no Gateway in this process")
+        settings = self.settings
         headers = Headers(scope=scope)
         limit = settings.max_upload_bytes
-        user = caller(settings, RequestGuard.users, scope["path"], headers.get("authorization"))
+        user = caller(settings, self.users, scope["path"], headers.get("authorization"))
         if user is None:
-            await JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            await error_response(401, "missing or wrong bearer token",
+                                 {"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user  # `request.state.user`: the audit log's
         length = headers.get("content-length", "")

@@ -3,7 +3,7 @@ the contract test) hold the service to."""
 
 from __future__ import annotations
 
-from typing import Literal, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -56,11 +56,11 @@ class ReloadResult(BaseModel):
 
 # A ranked match as the API shows it: the reader's `Match` with its model id as `model_id`,
 # a rank, and no internal order — derived from `Match` so the two cannot drift apart.
+_MATCH_FIELDS: dict[str, Any] = {name: (hint, ...) for name, hint in get_type_hints(Match).items()
+                                 if name not in ("model", "order")}
 MatchResult = create_model(
     "MatchResult", __config__=ConfigDict(protected_namespaces=()),
-    rank=(int, ...), model_id=(str, ...),
-    **{name: (hint, ...) for name, hint in get_type_hints(Match).items()
-       if name not in ("model", "order")})
+    rank=(int, ...), model_id=(str, ...), **_MATCH_FIELDS)
 
 
 DENSE_SCORE = ("MCNCC score when scored exactly (re-ranked, or among the cascade's candidates); "

@@ -237,7 +237,7 @@ def test_one_k_limit_and_refusals_are_not_retried(api, tiny_index):
         ServeSettings.model_validate({"index": tiny_index, "max_k": 5000})
     started = time.monotonic()
     with pytest.raises(SearchIndexError, match="malformed index version id"):
-        api.run(api.gateway._ask(0, "prepare", "../x"))
+        api.run(api.gateway.slots.ask(0, "prepare", "../x"))
     assert time.monotonic() - started < 2.0  # not retried until shard_timeout_s (20 s)
 
 
