@@ -155,7 +155,7 @@ class SearchIndex:
         store = open_store(root)
         manifest = read_manifest(store, version)
         offsets = shard_offsets(manifest)
-        grid = tuple(manifest.grid)
+        grid = manifest.grid
         shards = [LoadedShard(entry, store, offsets[entry.id], grid, device)
                   for entry in slot_shards(manifest, slot, slots)]
         log.info("loaded index %s version %s: %d of %d shards, %d references", root,
