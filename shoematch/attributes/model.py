@@ -51,6 +51,9 @@ class AttributeNetConfig(StrictModel):
 class AttributeNet(nn.Module):
     """x [B, 3, H, W] (uint8 / 255) → (features [B, D] unit norm, {attribute: logits})."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, vocabulary: dict[str, list[str]], arch: Backbone = "resnet50",
                  input_height: int = 128, input_width: int = 256, fc_dim: int = 512,
                  crop: tuple[float, float, float, float] = (0.5, 0.0, 1.0, 1.0),

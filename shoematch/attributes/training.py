@@ -8,6 +8,8 @@ run draws what it would have.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,7 +83,8 @@ def embed(model: AttributeNet, images: np.ndarray, batch_size: int = 32
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    features, probs = [], {name: [] for name in model.heads}
+    features: list[torch.Tensor] = []
+    probs: dict[str, list[torch.Tensor]] = {name: [] for name in model.heads}
     for start in range(0, len(images), batch_size):
         feats, logits = model(to_float(images[start:start + batch_size]).to(device))
         features.append(feats.cpu())
@@ -101,6 +104,11 @@ def mine(model: AttributeNet, data: ShoeData, rows: list[np.ndarray],
     return nearest_models(features, neighbours)
 
 
+def _bare(model: nn.Module) -> AttributeNet:
+    """The AttributeNet itself, out of the DDP wrapper Ray Train puts around it."""
+    return cast(AttributeNet, getattr(model, "module", model))
+
+
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: ShoeData,
                 config: AttributeTrainConfig, device: torch.device, start: int = 0,
                 rank: int = 0, on_step: StepHook | None = None) -> None:
@@ -110,14 +118,14 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, data: ShoeDa
     if bare:
         raise DatasetError(f"training shoes without a catalogue photo: {', '.join(bare[:5])}"
                            f"{' …' if len(bare) > 5 else ''}")
-    names = list(getattr(model, "module", model).heads)
+    names = list(_bare(model).heads)
     neighbours = None
     model.train()
     for step in range(start, config.optim.steps):
         due = step >= config.mining.every and (neighbours is None
                                                or step % config.mining.every == 0)
         if config.mining.neighbours and due:  # also right after a resume
-            neighbours = mine(getattr(model, "module", model), data, rows,
+            neighbours = mine(_bare(model), data, rows,
                               config.mining.neighbours)
         batch = {k: v.to(device) for k, v in
                  sample_batch(data, rows, config, rank, step, neighbours).items()}

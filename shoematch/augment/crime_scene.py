@@ -14,6 +14,7 @@ random stream, and therefore the output, a function of (seed, input shape, confi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
@@ -76,6 +77,12 @@ def apply_augmentation(prints: Tensor, params: AugParams, cfg: AugConfig) -> Ten
     return out.clamp(0, 1).to(prints.dtype)
 
 
+@overload
+def augment_prints(prints: Tensor, cfg: AugConfig, generator: torch.Generator,
+                   return_params: Literal[False] = False) -> Tensor: ...
+@overload
+def augment_prints(prints: Tensor, cfg: AugConfig, generator: torch.Generator,
+                   return_params: Literal[True]) -> tuple[Tensor, AugParams]: ...
 @torch.no_grad()
 def augment_prints(prints: Tensor, cfg: AugConfig, generator: torch.Generator,
                    return_params: bool = False) -> Tensor | tuple[Tensor, AugParams]:

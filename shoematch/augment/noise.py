@@ -111,6 +111,7 @@ def sample_noise(shape: torch.Size, cfg: AugConfig, gen: torch.Generator,
 def apply_noise(prints: Tensor, p: NoiseParams, cfg: AugConfig) -> Tensor:
     faded = prints * per_sample(p.gain)
     if p.clutter is None:
+        assert p.pixel is not None  # `sample_noise` draws clutter, pixel noise or both
         noisy = faded + p.pixel
     elif p.pixel is None:
         noisy = apply_clutter(faded, p.clutter, cfg)

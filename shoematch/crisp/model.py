@@ -20,6 +20,8 @@ from torch import nn
 
 from shoematch.config import StrictModel
 from shoematch.models.bodies import PRETRAINED_HELP, Backbone, build_body
+from shoematch.models.efficientnet_lite import EfficientNetBody
+from shoematch.models.resnet import ResNet
 from shoematch.retrieval.inputs import IN_CHANNELS
 
 Pooling = Literal["spatial", "global"]
@@ -66,7 +68,7 @@ class CrispEncoder(nn.Module):
         return features
 
 
-def _body(arch: Backbone, pretrained: str | None) -> nn.Module:
+def _body(arch: Backbone, pretrained: str | None) -> ResNet | EfficientNetBody:
     """The stride-32 body on 2-channel input (one channel carries an image at a time)."""
     return build_body(arch, pretrained, in_channels=IN_CHANNELS, stem="grey", stem_stride=2,
                       stem_maxpool=False, stage_strides=(2, 2, 2, 2))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import os
 import tempfile
 import warnings
@@ -53,8 +52,9 @@ class EagerEncoder(nn.Module):
         super().__init__()
         self.channels_last = channels_last
         # A copy: converting the layout in place would change the caller's model too.
-        self.model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last) \
-            if channels_last else model.eval()
+        # `Module.to` takes `memory_format` at run time; torch's overloads leave it out.
+        self.model = copy.deepcopy(model).eval().to(  # type: ignore[call-overload]
+            memory_format=torch.channels_last) if channels_last else model.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -127,9 +127,8 @@ def export_onnx(model: nn.Module, example_hw: tuple[int, int]) -> bytes:
         program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
                                     input_names=["x"], output_names=["features"],
                                     dynamic_shapes={"x": dims})
-    buffer = io.BytesIO()
-    program.save(buffer)
-    return buffer.getvalue()
+    assert program is not None  # the dynamo exporter always returns the program
+    return program.model_proto.SerializeToString()  # the bytes `program.save` writes
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -16,7 +16,7 @@ import io
 import json
 import posixpath
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,7 +101,7 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def write_shard(dataset_uri: str, kind: str, name: str, records: list[Mapping[str, Any]],
+def write_shard(dataset_uri: str, kind: str, name: str, records: Sequence[Mapping[str, Any]],
                 canvas: Canvas, validate: bool = True) -> ShardInfo:
     """Validate `records` and write them as one shard; safe to call from many Ray tasks at once."""
     if validate:

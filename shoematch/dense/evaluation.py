@@ -72,6 +72,7 @@ def evaluate_dense(matcher: DenseMatcher, refdb: Dataset, queries: Dataset,
             rankings.append(cells or [])
             continue
         if first_stage is None:
+            assert whole is not None  # built above for dense matching alone
             scores = variant_scores(variants, whole, matcher.config.min_overlap)
             rankings.append(rank_models(scores, models, k=gallery))
             continue

@@ -14,6 +14,8 @@ it under the shared Ray Train driver.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -68,7 +70,7 @@ class TrainableMatcher(nn.Module):
         """Feature maps and channel weights (both inside forward, so DDP syncs both)."""
         return self.features(images), self.channel_weights()
 
-    def export(self) -> dict[str, torch.Tensor]:
+    def export(self) -> dict[str, dict[str, Any] | torch.Tensor]:
         """What the matcher loads: the body's state_dict and the channel weights."""
         body = getattr(self.features, "body", self.features)
         return {"body": body.state_dict(), "channel_weights": self.channel_weights().detach()}
@@ -83,7 +85,8 @@ def sample_windows(prints: torch.Tensor, config: FinetuneConfig, generator: torc
     picks = torch.randperm(count, generator=generator)[: config.batch]
     crops = []
     for index in picks.tolist():
-        best, best_ink = None, -1.0
+        best: torch.Tensor | None = None
+        best_ink = -1.0
         for _ in range(8):
             y = int(torch.randint(0, height - crop_h + 1, (1,), generator=generator))
             x = int(torch.randint(0, width - crop_w + 1, (1,), generator=generator))
@@ -93,6 +96,7 @@ def sample_windows(prints: torch.Tensor, config: FinetuneConfig, generator: torc
                 best, best_ink = crop, ink
             if ink >= config.min_ink:
                 break
+        assert best is not None  # the first try always beats an ink share of -1
         crops.append(best)
     return torch.stack(crops)
 

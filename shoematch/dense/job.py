@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -57,7 +57,8 @@ class MatcherJob(TrainJob):
 
     def save_model(self, directory: str, model: nn.Module, info: dict[str, Any]) -> None:
         os.makedirs(directory, exist_ok=True)
-        torch.save(getattr(model, "module", model).export(), os.path.join(directory, WEIGHTS))
+        matcher = cast(TrainableMatcher, getattr(model, "module", model))  # DDP unwrapped
+        torch.save(matcher.export(), os.path.join(directory, WEIGHTS))
 
     def finish(self, client: Any, run_id: str, model_dir: str, scratch: str
                ) -> tuple[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ from shoematch.config import StrictModel
 from shoematch.dense.mcncc import ReferenceSpectra
 from shoematch.dense.rerank import variant_scores
 from shoematch.errors import QueryError
-from shoematch.models.efficientnet_lite import efficientnet_lite, grey_to_input
+from shoematch.models.efficientnet_lite import EfficientNetLite, efficientnet_lite, grey_to_input
 from shoematch.models.resnet import PretrainedWeightsNotFound, WeightsMismatchError
 
 Backbone = Literal["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "pixels"]
@@ -47,7 +47,7 @@ class PixelFeatures(torch.nn.Module):
 class PretrainedFeatures(torch.nn.Module):
     """An EfficientNet-Lite body on grey prints (the input scaling it was trained with)."""
 
-    def __init__(self, body: torch.nn.Module) -> None:
+    def __init__(self, body: EfficientNetLite) -> None:
         super().__init__()
         self.body = body
         self.stride, self.out_channels = body.stride, body.out_channels
@@ -56,7 +56,7 @@ class PretrainedFeatures(torch.nn.Module):
         return self.body(grey_to_input(images))
 
 
-def feature_net(config: DenseConfig) -> torch.nn.Module:
+def feature_net(config: DenseConfig) -> PixelFeatures | PretrainedFeatures:
     """[B, 1, H, W] grey 0..255 (255 = ink) → [B, C, H/stride, W/stride] feature maps."""
     if config.backbone == "pixels":
         return PixelFeatures()
@@ -252,7 +252,8 @@ class DenseMatcher:
                 seen = rotate(resample(visible, total), degrees) > 0.5
                 for invert in self.config.invert:
                     maps = self.features(255.0 - ink if invert else ink)[0]
-                    cells = F.adaptive_avg_pool2d(seen.float(), tuple(maps.shape[-2:]))[0, 0]
+                    grid = (maps.shape[-2], maps.shape[-1])
+                    cells = F.adaptive_avg_pool2d(seen.float(), grid)[0, 0]
                     cells = cells >= self.config.visible_share
                     if not cells.any():
                         raise QueryError("the probe's visible region covers no feature cell")

@@ -139,7 +139,8 @@ def _window(probe: torch.Tensor, mask: torch.Tensor, references: ReferenceSpectr
             min_overlap: float) -> _Window | None:
     """Probe-side terms, once per probe, inside the box only (None: no translation may score)."""
     _check(probe, mask, references)
-    size = fft_size(tuple(probe.shape[-2:]), references.grid)
+    probe_h, probe_w = probe.shape[-2:]
+    size = fft_size((probe_h, probe_w), references.grid)
     visible = mask.to(probe.dtype).float()
     masked = probe.float() * visible
     # Correlation = convolution with the probe flipped in both axes.

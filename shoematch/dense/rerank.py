@@ -58,7 +58,8 @@ def variant_scores(variants: Sequence[Variant | tuple[torch.Tensor, torch.Tensor
     return best.nan_to_num(nan=float("-inf"), neginf=float("-inf")).cpu().numpy()
 
 
-def rerank(ranked: Sequence[T], dense: Sequence[float]) -> list[tuple[T, float | None]]:
+def rerank(ranked: Sequence[T], dense: Sequence[float] | np.ndarray
+           ) -> list[tuple[T, float | None]]:
     """`ranked` (cell order) with its first len(dense) items re-ordered by `dense` descending
     (stable: ties and -inf keep cell order), then the rest unchanged; each with its dense
     score (None past the re-ranked head)."""

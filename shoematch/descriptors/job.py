@@ -4,7 +4,7 @@ examples on the evaluation split, logged to the MLflow run."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,7 +42,8 @@ class DescriptorJob(TrainJob):
         return DescriptorNet(**self.config.model.model_dump())
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        return make_optimizer(model, self.config.optim)
+        # The driver passes build_model's own net here, before any DDP wrapper.
+        return make_optimizer(cast(DescriptorNet, model), self.config.optim)
 
     def train_steps(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                     device: torch.device, rank: int, world: int, start: int, on_step: StepHook,

@@ -20,6 +20,7 @@ from shoematch.data.schema import DESCRIPTOR_CODES
 from shoematch.descriptors.config import DescriptorSweepConfig, DescriptorTrainConfig
 from shoematch.descriptors.data import load_part
 from shoematch.descriptors.model import DescriptorNet
+from shoematch.descriptors.preprocess import Preprocess
 from shoematch.descriptors.report import pr_auc_table, score_model
 from shoematch.descriptors.training import evaluate, make_optimizer, train_steps
 
@@ -31,7 +32,7 @@ def setting_name(preprocess: str, channels: str) -> str:
     return f"{preprocess}/{'-'.join(channels)}"
 
 
-def run_trial(config: dict[str, Any], preprocess: str, channels: str,
+def run_trial(config: dict[str, Any], preprocess: Preprocess, channels: str,
               pos_weight: list[float], threads: int = 1, report: Report | None = None,
               report_every: int = 0) -> dict[str, Any]:
     """Train and score one setting; returns its PR-AUC per descriptor and mean on the evaluation

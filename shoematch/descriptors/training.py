@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from shoematch.data.schema import DESCRIPTOR_CODES
 from shoematch.descriptors.config import DescriptorOptimConfig
 from shoematch.descriptors.data import DescriptorData
 from shoematch.descriptors.losses import descriptor_loss
@@ -94,7 +95,7 @@ def predict_scores(model: DescriptorNet, inputs: np.ndarray, device: torch.devic
            for i in range(0, len(inputs), batch_size)]
     model.train(was_training)
     if not out:
-        return np.zeros((0, model.head[-1].out_features), dtype=np.float32)
+        return np.zeros((0, len(DESCRIPTOR_CODES)), dtype=np.float32)
     return torch.cat(out).numpy()
 
 

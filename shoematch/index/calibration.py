@@ -83,8 +83,8 @@ def fit_calibration(features: np.ndarray, hits: np.ndarray, folds: int = 5,
     count, positives = len(hits), int(np.sum(hits))
     short = sample_shortfall(count, positives)
     if short or count < 2 * folds:
-        reason = short or f"{count} queries cannot be cross-validated in {folds} folds"
-        return CalibrationFit(None, reason, count, positives, None, [])
+        unfit = short or f"{count} queries cannot be cross-validated in {folds} folds"
+        return CalibrationFit(None, unfit, count, positives, None, [])
     probabilities = cross_validated(features, hits, folds)
     ece = expected_calibration_error(probabilities, hits)
     reason = quality_gate(count, positives, ece)

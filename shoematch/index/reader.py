@@ -211,7 +211,7 @@ class SearchIndex:
         store = open_store(root)
         manifest = read_manifest(store, version)
         offsets = shard_offsets(manifest)
-        grid = tuple(manifest.grid)
+        grid = manifest.grid
         scan = scan_probe_grid(manifest.dense)
         shards = [LoadedShard(entry, store, offsets[entry.id], grid, device, scan)
                   for entry in slot_shards(manifest, slot, slots)]

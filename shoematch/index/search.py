@@ -305,8 +305,8 @@ class PhotoSearcher:
         has_photo = self.photos.abs().sum(1).numpy() > 0
         results = []
         for b in range(features.shape[0]):
-            keep = has_photo if allowed is None or allowed[b] is None else \
-                has_photo & allowed[b]
+            allow = None if allowed is None else allowed[b]
+            keep = has_photo if allow is None else has_photo & allow
             rows = np.flatnonzero(keep)
             results.append(best_per_model(rows, scores[rows, b], self.shard.model_codes,
                                           self.shard.model_names, self.shard.order_offset, k))

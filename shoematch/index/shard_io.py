@@ -126,7 +126,7 @@ def release_pages(array: np.ndarray) -> bool:
     only the exact pass reads it, a few 256-byte rows per page, and the kernel's readahead (up to
     128 KiB per fault) would read ~500× the bytes needed when the truth is not all in the page
     cache (1 M references on 24 GiB). False if `array` is not memory-mapped."""
-    base = array
+    base: object = array  # numpy types `.base` as an array, but a memmap's root is the mmap
     while isinstance(base, np.ndarray):
         base = base.base
     if not isinstance(base, mmap.mmap):

@@ -23,5 +23,6 @@ def set_search_threads(count: int) -> None:
 
 def apply_search_threads() -> None:
     """Set this thread's numba thread count before a kernel call."""
-    limit = numba.config.NUMBA_NUM_THREADS
+    # numba.config fills its settings into globals() at import, so mypy cannot see them.
+    limit: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     numba.set_num_threads(min(_threads, limit) if _threads else limit)

@@ -11,7 +11,7 @@ photo, or the descriptor model's three resamplings of one print).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from torch import nn
 
@@ -44,7 +44,8 @@ def build_body(arch: Backbone, pretrained: str | None, *, in_channels: int = 3,
     if pretrained == IMAGENET:
         raise WeightsMismatchError(f"{arch}: no ImageNet weights ship with a package; give a "
                                    "torchvision-format state_dict file")
-    body = build_resnet(arch, in_channels=in_channels, **resnet_layout)
+    # Not an EfficientNet variant, so a ResNet name (mypy narrows `in` only one way).
+    body = build_resnet(cast(Arch, arch), in_channels=in_channels, **resnet_layout)
     if pretrained:
         active = 1 if stem == "grey" else in_channels
         load_torchvision_weights(body, pretrained, in_channels, active_channels=active)

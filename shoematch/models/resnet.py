@@ -198,7 +198,7 @@ def adapt_stem_weight(weight: torch.Tensor, in_channels: int,
     return gray.repeat(1, in_channels, 1, 1).contiguous()
 
 
-def _identity_downsample_(downsample: nn.Module) -> None:
+def _identity_downsample_(downsample: nn.Sequential) -> None:
     """Make a square 1x1 conv + BN shortcut an identity map (subsampled by its stride)."""
     conv, norm = downsample[0], downsample[1]
     assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
@@ -244,7 +244,8 @@ def load_torchvision_weights(model: ResNet, path: str, in_channels: int, *,
                 f"{tuple(expected[key].shape)} in the model (a different architecture?)")
     initialised: list[str] = []
     for name, module in model.named_modules():
-        if not name.endswith(".downsample") or any(k.startswith(name + ".") for k in state):
+        if (not name.endswith(".downsample") or not isinstance(module, nn.Sequential)
+                or any(k.startswith(name + ".") for k in state)):
             continue
         conv = module[0]
         if conv.in_channels != conv.out_channels:  # the stock network has this one too

@@ -11,6 +11,7 @@ harmonics (sub-pixel) and takes its spread over segments as the uncertainty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +92,7 @@ def _window_spectra(turned: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, 
 
 def _best_line(peakiness: np.ndarray, period: np.ndarray) -> tuple[float, int, list[int]]:
     """The row whose periodic windows agree on one period: (score, row index, window list)."""
-    best = (0.0, -1, [])
+    best: tuple[float, int, list[int]] = (0.0, -1, [])
     for r in range(peakiness.shape[0]):
         good = np.flatnonzero(peakiness[r] > PEAKINESS_MIN)
         if good.size < MIN_WINDOWS:
@@ -106,7 +107,7 @@ def _best_line(peakiness: np.ndarray, period: np.ndarray) -> tuple[float, int, l
     return best
 
 
-def _amplitude(profile: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+def _amplitude(profile: np.ndarray, freqs: np.ndarray | Sequence[float]) -> np.ndarray:
     """|DFT| of the profile at arbitrary frequencies (cycles per px), normalised by length."""
     x = np.arange(profile.size)
     return np.abs(np.exp(-2j * np.pi * np.outer(freqs, x)) @ profile) / profile.size

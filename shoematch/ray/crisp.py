@@ -53,8 +53,10 @@ def build_train_stream(config: CrispTrainConfig) -> TrainStream:
                            f"{config.ray.num_workers} workers × batch_models "
                            f"{config.optim.batch_models} need at least {needed}")
     partitions = config.ray.group_partitions or len(refdb.manifest.shards)
-    classes = ray.data.from_arrow_refs([
-        _read_classes.remote(refdb.uri, group) for group in partition_classes(layout, partitions)])
+    # `.remote` returns the Cython ObjectRef; Ray's types want its alias in ray.types.
+    classes = ray.data.from_arrow_refs(
+        [_read_classes.remote(refdb.uri, group)  # type: ignore[misc]
+         for group in partition_classes(layout, partitions)])
     plan = plan_passes(count, classes.num_blocks(), config.ray.num_workers,
                        config.optim.batch_models, config.optim.steps, distinct="label",
                        epochs=config.ray.epochs_per_pass)

@@ -31,9 +31,10 @@ class RayDataExecutor:
         ds = (ray.data.read_parquet(refdb.shard_paths, filesystem=refdb.store.fs, num_cpus=0.25)
               .select_columns(READ_COLUMNS)
               .repartition(target_num_rows_per_block=settings.batch_size))
+        # Ray types a batch function as taking the batch alone, not the `fn_kwargs` it is given.
         if plan.update is not None:
-            ds = ds.map_batches(select_rows, fn_kwargs={"wanted": plan.wanted_ids},
-                                batch_format="pyarrow")
+            ds = ds.map_batches(select_rows,  # type: ignore[arg-type]
+                                fn_kwargs={"wanted": plan.wanted_ids}, batch_format="pyarrow")
         encoded = ds.map_batches(
             EncodeBatch,
             fn_constructor_kwargs=plan.encoder_kwargs("cuda" if gpus else "cpu"),
@@ -43,8 +44,8 @@ class RayDataExecutor:
         )
         # One partition per index shard: each reduce task writes exactly one shard.
         written = encoded.groupby(SHARD, num_partitions=settings.shards).map_groups(
-            write_group, fn_kwargs={"root": settings.out, "version": plan.version,
-                                    "dtype": settings.dtype},
+            write_group,  # type: ignore[arg-type]  # fn_kwargs, as above
+            fn_kwargs={"root": settings.out, "version": plan.version, "dtype": settings.dtype},
             batch_format="pyarrow")
         entries = entries_from(written.iter_batches(batch_format="pyarrow", batch_size=None))
         return entries, sum(entry.rows for entry in entries)

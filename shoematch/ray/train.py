@@ -122,7 +122,7 @@ def record_placement(client: Any, run_id: str, world: int) -> None:
 
     nodes = [ray.get_runtime_context().get_node_id()]
     if dist.is_initialized():
-        nodes = [None] * world
+        nodes = [""] * world  # every entry filled by the gather
         dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     if client is not None:
         client.set_tag(run_id, "worker_nodes", ",".join(nodes))

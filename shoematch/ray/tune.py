@@ -73,7 +73,8 @@ def run_descriptor_sweep(config: DescriptorSweepConfig, pos_weight: list[float]
     log.info("%d trials submitted", len(sweep.preprocess) * len(sweep.channels))
     grid = tuner.fit()
     by_setting = {}
-    for result in grid:
+    # ResultGrid iterates through __getitem__/__len__; Ray's types declare no __iter__.
+    for result in grid:  # type: ignore[attr-defined]
         if result.error is not None:
             raise result.error
         chosen = result.config
@@ -89,7 +90,9 @@ def crisp_trial(space: dict[str, Any]) -> None:
     # Launched as a task outside the trial's placement group: tasks a trial starts are held to
     # its bundles, but the run's Ray Data and Train workers need the cluster's CPUs.
     run = ray.remote(num_cpus=0, scheduling_strategy="DEFAULT")(train_crisp)
-    outcome = ray.get(run.remote(trial.config, {"mlflow.parentRunId": space["parent_run"]}))
+    # Ray's `remote` overloads type train_crisp by its required parameters only (not `tags`).
+    outcome = ray.get(run.remote(  # type: ignore[call-arg]
+        trial.config, {"mlflow.parentRunId": space["parent_run"]}))
     ray.tune.report({**outcome.metrics, "model_uri": outcome.model_uri or ""})
 
 
@@ -117,7 +120,7 @@ def run_crisp_sweep(config: CrispSweepConfig) -> str:
     )
     log.info("%d CriSp trials submitted", len(trials))
     rows = []
-    for result in tuner.fit():
+    for result in tuner.fit():  # type: ignore[attr-defined]  # as in run_descriptor_sweep
         if result.error is not None:
             raise result.error
         trial = result.config["trial"]

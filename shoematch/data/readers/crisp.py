@@ -93,6 +93,14 @@ class _Instance:
     photo: Path | None
 
 
+def _required(files: dict[str, Path | None], folder: Path, sub: str, stem: str) -> Path:
+    """The instance's file in sub-folder `sub`, which it cannot do without."""
+    path = files[sub]
+    if path is None:
+        raise DatasetError(f"{folder / sub / stem}.*: file not found (needed by instance {stem!r})")
+    return path
+
+
 def _reference_files(folder: Path) -> list[_Instance]:
     """Instances of a train/reference folder: files by sub-folder, print and mask checked."""
     present = {sub: list_images(folder / sub) for sub in SUBFOLDERS
@@ -100,14 +108,12 @@ def _reference_files(folder: Path) -> list[_Instance]:
     instances = []
     for stem in sorted(set().union(*present.values())):
         files = {sub: present.get(sub, {}).get(stem) for sub in SUBFOLDERS}
-        for required in REQUIRED_SUBFOLDERS:
-            if files[required] is None:
-                raise DatasetError(
-                    f"{folder / required / stem}.*: file not found (needed by instance {stem!r})")
+        print_file = _required(files, folder, "print", stem)
+        mask_file = _required(files, folder, "mask", stem)
         if len(stem.split("_")) < 3:
             raise DatasetError(
-                f"{files['print']}: file name has no third '_'-separated field (the shoe id)")
-        instances.append(_Instance(folder.name, files["print"], files["mask"], files["depth"],
+                f"{print_file}: file name has no third '_'-separated field (the shoe id)")
+        instances.append(_Instance(folder.name, print_file, mask_file, files["depth"],
                                    files["image"]))
     return instances
 
@@ -179,10 +185,8 @@ def _shoecase_queries(folder: Path) -> list[dict[str, Any]]:
         names = sorted(set(by_key.values()))
     else:
         raise DatasetError(f"{models_path}: expected a 1-D or (N, 2) array, got {table.shape}")
-    similar = {}
-    for name in names:
-        similar[name] = sorted(
-            str(s) for s in _load_npy(folder / "make_model_mapping" / f"{name}_similar.npy"))
+    similar = {name: sorted(str(s) for s in _load_npy(
+        folder / "make_model_mapping" / f"{name}_similar.npy")) for name in names}
     specs = []
     for category in SHOECASE_CATEGORIES:
         base = folder / category

@@ -72,7 +72,7 @@ def _smear(ink: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarra
     steps = int(rng.integers(2, 8) * scale) + 1
     offsets = [(int(round(t * np.cos(angle))), int(round(t * np.sin(angle))))
                for t in np.linspace(0, steps, steps + 1)]
-    out: np.ndarray = sum(_shift(ink, dx, dy) for dx, dy in offsets) / len(offsets)
+    out = sum((_shift(ink, dx, dy) for dx, dy in offsets), np.zeros_like(ink)) / len(offsets)
     if rng.random() < 0.3:
         t = rng.uniform(6, 15) * scale
         ghost = _shift(out, int(t * np.cos(angle)), int(t * np.sin(angle)))

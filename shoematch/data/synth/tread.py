@@ -103,7 +103,8 @@ def _glyph_patch(text: str, size: int, angle: float) -> tuple[np.ndarray, np.nda
     font = _font(size)
     left, top, right, bottom = font.getbbox(text)
     margin = max(2, size // 4)
-    w, h = right - left + 2 * margin, bottom - top + 2 * margin
+    # Whole pixels: Pillow types the bitmap fallback font's box as floats.
+    w, h = int(right - left) + 2 * margin, int(bottom - top) + 2 * margin
     glyphs = Image.new("L", (w, h))
     ImageDraw.Draw(glyphs).text((margin - left, margin - top), text, fill=255, font=font)
     plate = Image.new("L", (w, h), 255)
@@ -156,8 +157,8 @@ def render_tread(model: Model, canvas: Canvas) -> Tread:
     length = sole.length
     regions = _region_map(recipe, sole)
     inside = sole.sd > -1
-    floor = np.where(regions == ARCH, _levels(model, ARCH)[0], BASE)
-    height = np.where(inside, floor, 0.0).astype(np.float32)
+    sole_floor = np.where(regions == ARCH, _levels(model, ARCH)[0], BASE)
+    height = np.where(inside, sole_floor, 0.0).astype(np.float32)
     jitter = rng_for(recipe.seed, TAG_PATTERN, recipe.index, 1).random(
         (3, _JITTER_CELLS, _JITTER_CELLS)).astype(np.float32)
     groove = max(1.0, recipe.groove * length)
