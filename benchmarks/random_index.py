@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -97,4 +98,81 @@ def write_random_index(root: str, references: int, shards: int, seed: int = 0) -
         counts={"references": references,
                 "models": -(-references // INSTANCES_PER_MODEL), "shards": shards})
     publish(open_store(root), manifest)
+    return manifest
+
+
+def _write_maps(path: str, count: int, shape: tuple[int, ...], make) -> str:
+    """A reference-major float16 .npy of `count` maps written chunk by chunk; its sha256."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(count, *shape))
+    for lo in range(0, count, DENSE_CHUNK):
+        hi = min(count, lo + DENSE_CHUNK)
+        out[lo:hi] = make(lo, hi)
+    out.flush()
+    del out
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+DENSE_CHUNK = 512
+
+
+def _random_maps(rng: np.random.Generator, shape: tuple[int, ...], lo: int, hi: int
+                 ) -> np.ndarray:
+    return rng.standard_normal((hi - lo, *shape), dtype=np.float32).astype(np.float16)
+
+
+def _scan_of(maps: np.ndarray, projection, pool: int, lo: int, hi: int) -> np.ndarray:
+    import torch
+
+    from shoematch.dense.scan import reduce_references
+
+    return reduce_references(torch.from_numpy(np.asarray(maps[lo:hi], np.float32)),
+                             projection, pool)
+
+
+def write_random_dense_index(root: str, references: int, shards: int, seed: int = 0
+                             ) -> IndexManifest:
+    """A random index with the dense cascade's components: random dense maps on the default
+    matcher's grid (80 × 24 × 48 at 20 px/cm on a 192 × 384 canvas at 10 px/cm) and their scan
+    maps with a projection fitted on some of them, as `jobs.reindex --dense` writes them."""
+    import torch
+
+    from shoematch.dense.matcher import DenseConfig
+    from shoematch.dense.scan import ScanConfig, fit_projection, reduce_references
+    from shoematch.index.layout import DENSE_FILE, SCAN_FILE, DenseComponent, ScanComponent
+
+    if read_current(root) is not None:
+        current = read_manifest(root)
+        if current.references == references and current.dense and current.dense.scan:
+            return current
+    config, scan = DenseConfig(), ScanConfig()
+    shape = (80, 24, 48)
+    sample = torch.from_numpy(np.random.default_rng(seed).standard_normal(
+        (64, *shape), dtype=np.float32))
+    projection = fit_projection(sample, scan.channels, seed=seed)
+    scan_grid = reduce_references(sample[:1], projection, scan.pool).shape[1:]
+    manifest = write_random_index(root, references, shards, seed)
+    store = open_store(root)
+    entries = []
+    for i, entry in enumerate(manifest.shards):
+        dense_path = store.path(f"{entry.path}/{DENSE_FILE}")
+        dense_sha = _write_maps(dense_path, entry.rows, shape,
+                                partial(_random_maps, np.random.default_rng(seed + 1000 + i),
+                                        shape))
+        scan_sha = _write_maps(store.path(f"{entry.path}/{SCAN_FILE}"), entry.rows, scan_grid,
+                               partial(_scan_of, np.load(dense_path, mmap_mode="r"),
+                                       projection, scan.pool))
+        entries.append(entry.model_copy(update={"dense_sha256": dense_sha,
+                                                "scan_sha256": scan_sha}))
+    component = DenseComponent(
+        config=config.model_dump(mode="json"), px_per_cm=config.px_per_cm, grid=shape[1:],
+        channels=shape[0], stride=16, bytes_per_reference=int(np.prod(shape)) * 2,
+        scan=ScanComponent(config=scan.model_dump(mode="json"),
+                           projection=projection.to_dict(), grid=tuple(scan_grid[1:]),
+                           channels=scan.channels,
+                           bytes_per_reference=int(np.prod(scan_grid)) * 2))
+    manifest = manifest.model_copy(update={"version": new_version_id(), "shards": entries,
+                                           "dense": component, "px_per_cm": 10.0,
+                                           "canvas": {"height": 192, "width": 384}})
+    publish(store, manifest)
     return manifest

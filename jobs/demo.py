@@ -254,16 +254,22 @@ def train(jobs: Jobs, args: argparse.Namespace, data_root: str, base: str,
 
 
 def reindex(jobs: Jobs, data_root: str, model_uri: str, index: str) -> str:
-    stage(5, f"re-index the references → {index}")
+    stage(5, f"re-index the references → {index} (CriSp cells + the dense cascade's maps)")
     try:
         current = read_manifest(index)
-        if current.model_uri == model_uri:
+        if current.model_uri == model_uri and current.dense and current.dense.scan:
             print(f"reusing index version {current.version} (built with {model_uri})")
             return index
     except SearchIndexError:
         pass
     jobs.run("jobs.reindex", ["--model", model_uri, "--refdb",
-                              f"{data_root}/{REFERENCES_DIR}", "--out", index, "--shards", "2"])
+                              f"{data_root}/{REFERENCES_DIR}", "--out", index, "--shards", "2",
+                              "--dense"])
+    manifest = read_manifest(index)
+    assert manifest.dense is not None and manifest.dense.scan is not None
+    print(f"index version {manifest.version}: bytes per reference: dense maps "
+          f"{manifest.dense.bytes_per_reference:,}, scan maps "
+          f"{manifest.dense.scan.bytes_per_reference:,}")
     return index
 
 
@@ -299,21 +305,28 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
         pictures[r["instance_id"]] = r["depth"] or r["print"]
         model_pictures.setdefault(r["model_id"], pictures[r["instance_id"]])
     report, rankings, latencies = [], [], []
+    cell_rankings, cell_latencies = [], []
     with httpx.Client(timeout=120) as client:
-        def search(record: dict) -> tuple[dict, float]:
+        def search(record: dict, matcher: str = "auto") -> tuple[dict, float]:
             start = time.perf_counter()
-            response = client.post(f"{url}/v1/search", data={"k": "100"}, files={
-                "print": record["print"], "mask": record["mask"]})
+            response = client.post(f"{url}/v1/search", data={"k": "100", "matcher": matcher},
+                                   files={"print": record["print"], "mask": record["mask"]})
             if response.status_code != 200:
                 raise ShoematchError(f"search for {record['query_id']} failed: "
                                      f"{response.status_code} {response.text[:300]}")
             return response.json(), (time.perf_counter() - start) * 1e3
 
-        _, cold = search(queries[0])  # loads the encoder and warms every replica
-        print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s", flush=True)
+        search(queries[0], "cells")  # loads the encoder and warms every replica
+        body, cold = search(queries[0])
+        print(f"cold start (first query, untimed below): {cold / 1e3:.1f} s; the served "
+              f"default path: {body['matcher']}, stages " + ", ".join(
+                  f"{s['stage']} over {s['references']}" for s in body["stages"]), flush=True)
         confident: list[bool | None] = []
         reasons: set[str] = set()
         for record in queries:
+            cells, latency = search(record, "cells")
+            cell_rankings.append([r["model_id"] for r in cells["results"]])
+            cell_latencies.append(latency)
             body, latency = search(record)
             results = body["results"]
             confident.append(body["confident"])
@@ -328,7 +341,10 @@ def query_over_http(args: argparse.Namespace, url: str, data_root: str) -> None:
                 targets, latency, shown,
                 None if any(m.correct for m in shown) else truth(targets, rankings[-1],
                                                                  model_pictures)))
+    print("\nCriSp cells only (matcher=cells):")
+    print_table(summary_rows(queries, cell_rankings, cell_latencies, args.k))
     summary = summary_rows(queries, rankings, latencies, args.k)
+    print("\nthe served default (dense cascade: scan every reference, exact MCNCC on the best):")
     print_table(summary)
     print_confidence(queries, rankings, confident, reasons - {""})
     path = os.path.join(args.out, "report.html")

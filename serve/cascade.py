@@ -1,11 +1,12 @@
 """Serve's dense cascade (`POST /v1/search` by default on an index with scan maps).
 
 Stage 1, in every shard slot where the maps live: the scan (`shoematch.dense.scan`) over all of
-its references, its best `n` instances back. The gateway merges them in scan order and keeps the
-global best `n` — the candidates a single process would keep. Stage 2: each slot scores its
-candidates by exact MCNCC (`dense_scores`, the re-ranking path), and the gateway ranks the
-models with `shoematch.dense.cascade.cascade_ranking`, as `SearchIndex.cascade` does in process.
-So the served ranking is the in-process one whatever the slot count. When the index holds no
+its references; its best `n` instances (and its best `k` models' best instances) come back. The
+gateway merges them in scan order and keeps the global best `n` — the candidates a single
+process would keep. Stage 2: each slot scores its candidates by exact MCNCC (`dense_scores`,
+the re-ranking path), and the gateway ranks the models with
+`shoematch.dense.cascade.cascade_ranking`, as `SearchIndex.cascade` does in process. So the
+served ranking is the in-process one whatever the slot count. When the index holds no
 more references than `n`, the scan is skipped and every reference is scored exactly.
 """
 
@@ -67,10 +68,11 @@ async def cascade_matches(ask: Ask, slots: int, manifest: IndexManifest, variant
     head); the stages that ran; the slots' stage timings (the slowest slot's)."""
     assert manifest.dense is not None
     exhaustive = manifest.references <= n
-    wanted = max(n, k)
-    scans = await asyncio.gather(*(ask(slot, "dense_scan", manifest.version, variants, wanted,
+    scans = await asyncio.gather(*(ask(slot, "dense_scan", manifest.version, variants, n, k,
                                        filters, exhaustive) for slot in range(slots)))
-    candidates = scan_order([Match(**hit) for answer in scans for hit in answer["hits"]])[:wanted]
+    # Each slot's best n instances and best k models: their merge holds the global best n
+    # instances (the exact pass's candidates) and the global best k models (the tail).
+    candidates = scan_order([Match(**hit) for answer in scans for hit in answer["hits"]])
     head = candidates[:n]
     by_slot: dict[int, list[int]] = {}
     slot_of = {hit["shard"]: answer["slot"] for answer in scans for hit in answer["hits"]}

@@ -88,13 +88,14 @@ class IndexShard:
         return scores.tolist()
 
     async def dense_scan(self, version: str, variants: list[tuple[np.ndarray, np.ndarray]],
-                         n: int, filters: dict, exhaustive: bool) -> dict:
+                         n: int, k: int, filters: dict, exhaustive: bool) -> dict:
         """The dense cascade's first stage over this slot's shards: its `n` best instances by
-        scan score (every allowed instance when `exhaustive`), as Match dicts."""
+        scan score and its `k` best models' best instances (every allowed instance when
+        `exhaustive`), as Match dicts."""
         index = await self._index(version)
         parsed = SearchFilters.model_validate(filters)
         started = time.perf_counter()
-        matches = await asyncio.to_thread(index.dense_scan, variants, n, parsed, exhaustive)
+        matches = await asyncio.to_thread(index.dense_scan, variants, n, k, parsed, exhaustive)
         return {"slot": self.slot, "version": version, "hits": [m.to_dict() for m in matches],
                 "scanned": sum(len(s.searcher) for s in index.shards),
                 "timings_ms": {"scan": (time.perf_counter() - started) * 1e3}}

@@ -99,10 +99,12 @@ class LoadedShard:
                             for i, hit in enumerate(shard_hits)])
         return matches
 
-    def scan_search(self, probes: Sequence[ScanProbe] | None, n: int, filters: SearchFilters,
-                    min_overlap: float) -> list[Match]:
-        """This shard's `n` best instances by the cascade's scan score (after `filters`);
-        `probes` None: every allowed instance, score 0 (exhaustive: the exact pass scores all)."""
+    def scan_search(self, probes: Sequence[ScanProbe] | None, n: int, k: int,
+                    filters: SearchFilters, min_overlap: float) -> list[Match]:
+        """This shard's best `n` instances by the cascade's scan score (after `filters`), and
+        the best instance of each of its best `k` models (so a merge of shards finds the global
+        top `n` instances and the global top `k` models). `probes` None: every allowed instance,
+        score 0 (exhaustive: the exact pass scores all)."""
         allowed = self.filters.mask(filters)
         if probes is None:
             scores = np.zeros(len(self.searcher), dtype=np.float32)
@@ -112,13 +114,15 @@ class LoadedShard:
             assert self.scan is not None
             scores = self.scan.scores(probes, min_overlap, allowed)
         finite = np.flatnonzero(np.isfinite(scores))
-        if len(finite) > n:
-            finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
-        rows = sorted(finite.tolist(), key=lambda row: (-scores[row], row))
-        empty = np.zeros((0, 0))
+        order = finite[np.argsort(-scores[finite], kind="stable")]  # ties: lower row first
+        codes = self.searcher.model_codes[order]
+        _, first = np.unique(codes, return_index=True)
+        rows = np.union1d(order[:n], order[np.sort(first)[:k]])
+        rows = rows[np.lexsort((rows, -scores[rows]))]
         names = self.searcher.model_names[self.searcher.model_codes[rows]].tolist()
-        return [self._match(_Hit(row, name, float(scores[row]), self.order_offset + row), empty)
-                for row, name in zip(rows, names, strict=True)]
+        empty = np.zeros((0, 0))
+        return [self._match(_Hit(int(row), name, float(scores[row]), self.order_offset + row),
+                            empty) for row, name in zip(rows, names, strict=True)]
 
     def search_photos(self, features: torch.Tensor, k: int,
                       filters: Sequence[SearchFilters]) -> list[list[Match]]:
@@ -294,17 +298,18 @@ class SearchIndex:
         return [scan_probe(features, visible, projection, config.pool, grid)
                 for features, visible in variants]
 
-    def dense_scan(self, variants: Sequence[Variant], n: int,
+    def dense_scan(self, variants: Sequence[Variant], n: int, k: int = 1,
                    filters: SearchFilters | None = None, exhaustive: bool = False
                    ) -> list[Match]:
-        """The first stage of the dense cascade over the loaded shards: the `n` best instances
-        by scan score (scan order), each as a Match whose score is its scan score. With
-        `exhaustive`, no scan: every (allowed) instance, in index order, for the exact pass."""
+        """The first stage of the dense cascade over the loaded shards, in scan order: the `n`
+        best instances by scan score and the best instance of each of the `k` best models, each
+        as a Match whose score is its scan score. With `exhaustive`, no scan: every (allowed)
+        instance, in index order, for the exact pass."""
         probes = None if exhaustive else self.scan_probes(variants)
-        found = [match for shard in self.shards
-                 for match in shard.scan_search(probes, n, filters or SearchFilters(),
-                                                self.min_overlap)]
-        return scan_order(found)[:n]
+        return scan_order([match for shard in self.shards
+                           for match in shard.scan_search(probes, n, k,
+                                                          filters or SearchFilters(),
+                                                          self.min_overlap)])
 
     def cascade(self, variants: Sequence[Variant], k: int, n: int,
                 filters: SearchFilters | None = None) -> list[tuple[Match, float | None]]:
@@ -313,7 +318,7 @@ class SearchIndex:
         replicas and ranks with the same `cascade_ranking`."""
         check_k(k)
         exhaustive = n >= self.manifest.references
-        candidates = self.dense_scan(variants, max(n, k), filters, exhaustive)
+        candidates = self.dense_scan(variants, n, k, filters, exhaustive)
         exact = self.dense_scores([(c.shard, c.instance_id) for c in candidates[:n]], variants,
                                   self.min_overlap)
         return cascade_ranking(candidates, exact.tolist())[:k]
