@@ -37,10 +37,11 @@ class Sizes:
     batch_models: int
     scan_references: int
     dense_gallery: int
+    cascade_references: int
 
 
-FULL = Sizes((192, 384), 120, "resnet50", 30, 8, 200_000, 200)
-TINY = Sizes((64, 128), 12, "resnet18", 3, 4, 4_000, 8)
+FULL = Sizes((192, 384), 120, "resnet50", 30, 8, 200_000, 200, 20_000)
+TINY = Sizes((64, 128), 12, "resnet18", 3, 4, 4_000, 8, 256)
 
 
 @dataclass
@@ -247,7 +248,32 @@ def dense_step(data: str, sizes: Sizes, device: torch.device) -> Row:
                f"{seconds * 1e3:.0f} ms/probe", f"{len(prints)} references")
 
 
-STEPS = ("training", "augmentation", "re-index", "encoder", "scan", "dense")
+def cascade_rows(sizes: Sizes, device: torch.device) -> list[Row]:
+    """The dense cascade's kernels on random maps of the default matcher's grid (80 × 24 × 48):
+    the scan over every reference and exact MCNCC over 200 candidates, in references/s."""
+    from shoematch.dense.mcncc import ReferenceSpectra, mcncc_scores
+    from shoematch.dense.scan import ScanGallery, fit_projection, reduce_references, scan_probe
+
+    generator = torch.Generator().manual_seed(0)
+    maps = torch.randn(sizes.cascade_references, 80, 24, 48, generator=generator)
+    projection = fit_projection(maps[:64], 16)
+    gallery = ScanGallery(torch.from_numpy(reduce_references(maps, projection, 2)).to(device),
+                          (12, 24))
+    visible = torch.zeros(24, 48, dtype=torch.bool)
+    visible[:, 10:30] = True
+    probe = scan_probe(maps[0], visible, projection, 2, (24, 48))
+    scan_s = clock(lambda: gallery.scores([probe], 0.5), device)
+    candidates = ReferenceSpectra(maps[:200].to(device))
+    features = maps[0].to(device)
+    exact_s = clock(lambda: mcncc_scores(features, visible.to(device), candidates), device)
+    return [Row("cascade scan (16 channels, 2×2 cells)", device.type,
+                f"{sizes.cascade_references / scan_s:,.0f} references/s",
+                f"{scan_s * 1e3:.0f} ms for {sizes.cascade_references:,} references"),
+            Row("cascade exact pass (MCNCC, 80 × 24 × 48 maps)", device.type,
+                f"{200 / exact_s:,.0f} references/s", f"{exact_s * 1e3:.0f} ms for 200")]
+
+
+STEPS = ("training", "augmentation", "re-index", "encoder", "scan", "dense", "cascade")
 NEED_DATA = {"training", "augmentation", "re-index", "dense"}  # the synthetic references
 NEED_RAY = {"training", "augmentation", "re-index"}
 
@@ -280,6 +306,7 @@ def main() -> None:
         ("encoder", lambda: encoder_step(args.work, sizes, device)),
         ("scan", lambda: scan_rows(sizes, device)),
         ("dense", lambda: dense_step(data, sizes, device)),
+        ("cascade", lambda: cascade_rows(sizes, device)),
     ]
     failed = []
     for name, step in steps:
@@ -305,8 +332,8 @@ def main() -> None:
         print(f"| {row.step} | {row.device} | {row.figure} | {row.note.strip()} |")
     if not cuda:
         print("skipped (no CUDA): NCCL training, GPU augmentation actors, GPU re-index, GPU "
-              "encoder, GPU exact search and scans (float16/int8), GPU dense re-ranker — each ran "
-              "on CPU above")
+              "encoder, GPU exact search and scans (float16/int8), GPU dense re-ranker and cascade "
+              "kernels — each ran on CPU above")
     raise SystemExit(1 if failed else 0)
 
 

@@ -28,7 +28,8 @@ def test_gpu_check_runs_every_step_in_tiny_cpu_mode(tmp_path):
     steps = [line.split(" | ")[0][2:] for line in table]
     for expected in ("CriSp training", "augmentation", "re-index", "Serve query encoder",
                      "shard scan, index search on CPU", "shard scan, torch float32",
-                     "shard scan, torch int8", "dense re-ranker"):
+                     "shard scan, torch int8", "dense re-ranker", "cascade scan",
+                     "cascade exact pass"):
         assert any(step.startswith(expected) for step in steps), (expected, steps)
     assert all(" | cpu | " in line and "FAILED" not in line for line in table)
     assert "tiny sizes" in result.stdout

@@ -143,7 +143,7 @@ def test_cascade_bad_input_gets_400_with_the_reason(dense_service, queries):
     one_cell = np.zeros(shape, np.uint8)
     one_cell[8:8 + side, 16:16 + side] = 255
     cases = [
-        (encode_png(one_cell), {}, "covers no first-stage cell"),
+        (encode_png(one_cell), {"candidates": "6"}, "covers no first-stage cell"),
         (record["mask"], {"candidates": "0"}, "candidates must be"),
         (record["mask"], {"matcher": "nearest"}, "matcher must be one of"),
         (record["mask"], {"matcher": "cascade", "rerank": "4"}, "rerank applies to the cell"),

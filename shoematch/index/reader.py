@@ -79,8 +79,9 @@ class LoadedShard:
         self.photos = None if data.photos is None else PhotoSearcher(data.photos, self.searcher)
         self.filters = FilterColumns(meta)
         self.dense = data.dense  # [n, C, h, w] float16 (memory-mapped when local), or None
+        # The scan's spectra stay on the replica's device (GPU when it has one).
         self.scan = None if data.scan is None or scan_grid is None else \
-            ScanGallery(torch.from_numpy(data.scan), scan_grid)
+            ScanGallery(torch.from_numpy(data.scan).to(device or "cpu"), scan_grid)
 
     @cached_property
     def rows(self) -> dict[str, int]:
@@ -202,10 +203,12 @@ def slot_shards(manifest: IndexManifest, slot: int, slots: int) -> list[ShardEnt
 class SearchIndex:
     """Some or all shards of one index version, searchable in process."""
 
-    def __init__(self, root: str, manifest: IndexManifest, shards: list[LoadedShard]) -> None:
+    def __init__(self, root: str, manifest: IndexManifest, shards: list[LoadedShard],
+                 device: str | None = None) -> None:
         self.root = root
         self.manifest = manifest
         self.shards = shards
+        self.device = torch.device(device or "cpu")  # where the dense kernels run
 
     @classmethod
     def load(cls, root: str, version: str | None = None, slot: int = 0, slots: int = 1,
@@ -222,7 +225,7 @@ class SearchIndex:
         log.info("loaded index %s version %s: %d of %d shards, %d references", root,
                  manifest.version, len(shards), len(manifest.shards),
                  sum(len(s.searcher) for s in shards))
-        return cls(root, manifest, shards)
+        return cls(root, manifest, shards, device)
 
     @property
     def version(self) -> str:
@@ -274,7 +277,7 @@ class SearchIndex:
             maps.append(shard.dense[shard.rows[instance]])
         if not maps:
             return np.zeros(0, dtype=np.float32)
-        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)))
+        references = ReferenceSpectra(torch.from_numpy(np.stack(maps)).to(self.device))
         return variant_scores(variants, references, min_overlap)
 
     @property
