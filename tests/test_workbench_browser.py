@@ -553,8 +553,9 @@ def test_prepare_proposes_the_preparation_and_audits_it(workbench, tiny_refs):
     assert prep["px_per_cm"] == pytest.approx(20.0, rel=0.02)
     # the scene's sole lies toe right turned 33° ccw: -33° (or +147°, heel first) undoes it
     assert min(abs(prep["rotate_deg"] + 33), abs(prep["rotate_deg"] - 147)) < 8
-    assert {body["rotation"]["rotate_deg"], body["rotation"]["alternative_deg"]} == {
-        prep["rotate_deg"], pytest.approx((prep["rotate_deg"] % 360) - 180, abs=0.01)}
+    rotation = body["rotation"]
+    assert rotation["rotate_deg"] == prep["rotate_deg"]
+    assert abs((rotation["alternative_deg"] - rotation["rotate_deg"]) % 360 - 180) < 0.01
     assert prep["crop"] == body["crop"]["box"] and body["problems"] == []
     refs = open_dataset(f"{tiny_refs}/references")
     mask = decode_image(base64.b64decode(body["mask"]["canvas_png"]), "mask")
@@ -620,6 +621,8 @@ def test_proposal_on_a_scene_original_in_the_browser(workbench, browser, fid300_
         pytest.approx(proposal["rotation"]["rotate_deg"], abs=0.01)
     assert driver.execute_script("return window.workbench.mask.visibleCount()") > 0
     assert "check each value" in info.text
+    driver.execute_script("document.getElementById('mask-panel').scrollIntoView()")
+    shots.take("proposal-mask-on-canvas")
     turn = proposal["rotation"]["rotate_deg"]
     driver.find_element(By.ID, "proposal-turn").click()
     turned = float(driver.find_element(By.ID, "rotate-num").get_attribute("value"))
