@@ -223,5 +223,24 @@ def print_originals(result: dict, probes: int, references: int) -> None:
           f"crop's, mask under {MIN_BOX_COVER:.0%} of the crop's box):")
     for name, count in result["failures"].items():
         print(f"- {name}: {count}")
+    print_steps(result["probes"])
     print(f"\nwhole command: {result['minutes']:.1f} min")
 
+
+
+def print_steps(probes: list[dict]) -> None:
+    """The scale error against the crops' 20 px/cm and the orientation against the crop's."""
+    errors = [abs(p["ruler"]["px_per_cm"] / SOURCE_PX_PER_CM - 1) if p["ruler"]["found"]
+              else None for p in probes]
+    bins = {"within 2 %": sum(e is not None and e <= 0.02 for e in errors),
+            "2–5 %": sum(e is not None and 0.02 < e <= 0.05 for e in errors),
+            "over 5 % (wrong scale)": sum(e is not None and e > 0.05 for e in errors),
+            "no ruler found": sum(e is None for e in errors)}
+    print("\n| ruler scale vs 20 px/cm | photographs |\n|---|---|")
+    for name, count in bins.items():
+        print(f"| {name} | {count} |")
+    axis = sum(not p["failed"]["wrong orientation"] for p in probes)
+    sense = sum(not p["failed"]["toe/heel sense wrong (both turns tried)"] for p in probes)
+    print("\n| orientation vs the crop's | photographs |\n|---|---|")
+    print(f"| long axis within {AXIS_TOLERANCE_DEG:g}° | {axis} |")
+    print(f"| and toe/heel sense right (best-scored turn) | {sense} |")
