@@ -35,8 +35,8 @@ class Proposal:
 
     @property
     def px_per_cm(self) -> float | None:
-        found = self.ruler.found and MIN_PX_PER_CM <= self.ruler.px_per_cm <= MAX_PX_PER_CM
-        return self.ruler.px_per_cm if found else None
+        value = self.ruler.px_per_cm if self.ruler.found else None
+        return value if value is not None and MIN_PX_PER_CM <= value <= MAX_PX_PER_CM else None
 
     @property
     def turns(self) -> tuple[float, ...]:
@@ -62,7 +62,7 @@ class Proposal:
                     index_px_per_cm: float) -> np.ndarray | None:
         """The region's mask taken through the same crop, turn, rescale and placement as the
         print, on the sole canvas where the examiner paints it (None without a region)."""
-        if not self.region.found:
+        if self.region.mask is None:
             return None
         png = io.BytesIO()
         Image.fromarray(self.region.mask.astype(np.uint8) * 255).save(png, format="PNG")
@@ -91,7 +91,7 @@ class Proposal:
                          "reason": ("the sole's long axis laid toe right; toe or heel first "
                                     "is a guess (toe_score near 0.5): try both turns")
                          if turns else self.region.reason},
-            "crop": {"box": list(self.region.crop) if self.region.found else None,
+            "crop": {"box": list(self.region.crop) if self.region.crop else None,
                      "confidence": self.region.confidence, "reason": self.region.reason},
             "problems": list(self.problems),
         }
@@ -108,16 +108,17 @@ def propose(grey: np.ndarray) -> Proposal:
     that holds nothing to find (the problems say what is missing)."""
     ruler = find_ruler(grey)
     problems = []
-    if not ruler.found:
+    measured = ruler.px_per_cm if ruler.found else None
+    if measured is None:
         problems.append(ruler.reason)
-    elif not MIN_PX_PER_CM <= ruler.px_per_cm <= MAX_PX_PER_CM:
-        problems.append(f"the ruler reads {ruler.px_per_cm:g} px/cm, outside the "
+    elif not MIN_PX_PER_CM <= measured <= MAX_PX_PER_CM:
+        problems.append(f"the ruler reads {measured:g} px/cm, outside the "
                         f"{MIN_PX_PER_CM:g}–{MAX_PX_PER_CM:g} px/cm a preparation accepts")
     if grey.ndim != 2:
         region = RegionFinding(False, "no print region: not a grey image")
     else:
-        region = find_region(grey, ruler.px_per_cm if ruler.found else NOMINAL_PX_PER_CM,
-                             ruler.corners if ruler.found else None)
+        region = find_region(grey, measured or NOMINAL_PX_PER_CM,
+                             ruler.corners if measured is not None else None)
     if not region.found:
         problems.append(region.reason)
     height, width = grey.shape[:2]
