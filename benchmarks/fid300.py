@@ -2,6 +2,7 @@
 table beside the published methods, with calibrated top-10 probabilities.
 
     python -m benchmarks.fid300 --src DIR [--model DIR] [--out DIR]
+    python -m benchmarks.fid300 --src DIR --from-originals [--out DIR]   (fid300_originals)
 
 DIR holds `references/*.png`, `probes/*.jpg` and `labels_dev.csv` (probe_id,reference_id). What
 needs training is trained on the references only (never on a probe), unless `--model` names a
@@ -24,6 +25,7 @@ import torch
 
 from benchmarks.fid300_channels import Resolution, evaluate_learned, evidence_row
 from benchmarks.fid300_data import FidData, load_fid
+from benchmarks.fid300_originals import run_originals
 from benchmarks.fid300_train import train_crisp_encoder, train_matcher_weights
 from shoematch.crisp.store import load_encoder
 from shoematch.data.dataset import open_dataset
@@ -192,7 +194,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder of a previous run's trained models (skip training)")
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps")
     parser.add_argument("--crisp-steps", type=int, default=150, help="CriSp training steps")
+    parser.add_argument("--from-originals", action="store_true",
+                        help="probes prepared automatically from originals/ (scene photos)")
     args = parser.parse_args(argv)
+    if args.from_originals:
+        run_originals(args.src, args.out)
+        return
     started = time.monotonic()
     data = load_fid(args.src, os.path.join(args.out, "data"))
     model_dir = args.model or os.path.join(args.out, "models")

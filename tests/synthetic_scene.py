@@ -28,7 +28,8 @@ def tread(width: int, height: int, seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     sole = Image.new("L", (width, height), 0)
     ImageDraw.Draw(sole).ellipse([0, 0, width - 1, height - 1], fill=255)
-    texture = Image.new("L", (width, height), 200)
+    dust = rng.normal(200, 25, (height, width)).clip(0, 255).astype(np.uint8)
+    texture = Image.fromarray(dust)  # a dusty print: no flat area inside the sole
     draw = ImageDraw.Draw(texture)
     for _ in range(width * height // 300):
         x, y = rng.integers(0, width), rng.integers(0, height)
@@ -41,14 +42,14 @@ def tread(width: int, height: int, seed: int) -> Image.Image:
 
 def scene(px_per_cm: float = 20.0, angle: float = 0.0, ruler: bool = True,
           print_: bool = True, size: tuple[int, int] = (600, 450), seed: int = 0,
-          ruler_at: float = 0.08) -> np.ndarray:
-    """Grey uint8 photograph: ground noise, a print (toe to the right) and a ruler across the
+          ruler_at: float = 0.08, noise: float = 2.0) -> np.ndarray:
+    """Grey uint8 photograph: a plain ground, a print (toe to the right) and a ruler across the
     image at `ruler_at` of its height, all turned `angle` degrees counter-clockwise about the
-    centre (corners turned out of the frame are lost, as in a photograph)."""
+    centre (corners turned out of the frame are lost, as in a photograph). `noise`: the
+    sensor's grain over everything; the default is a smooth floor, 12 a grainy one."""
     rng = np.random.default_rng(seed)
     width, height = size
-    ground = rng.normal(150, 12, (height, width)).clip(0, 255).astype(np.uint8)
-    image = Image.fromarray(ground)
+    image = Image.new("L", (width, height), 150)
     if print_:
         sole, shape = tread(int(width * 0.7), int(height * 0.45), seed)
         image.paste(sole, (int(width * 0.15), int(height * 0.35)), shape)
@@ -57,4 +58,6 @@ def scene(px_per_cm: float = 20.0, angle: float = 0.0, ruler: bool = True,
         image.paste(strip, (int(width * 0.08), int(height * ruler_at)))
     turned = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False,
                           fillcolor=150)
-    return np.asarray(turned, dtype=np.uint8).copy()
+    # Sensor noise over everything, as in a photograph (the ruler and the tread included).
+    noisy = np.asarray(turned, np.float32) + rng.normal(0, noise, (height, width))
+    return noisy.clip(0, 255).astype(np.uint8)

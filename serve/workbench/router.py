@@ -56,8 +56,12 @@ class DecisionBody(BaseModel):
 
 
 def mount_workbench(app: FastAPI) -> None:
-    """The case API, the page at `/` and its static files, on the gateway's app."""
+    """The case API, the automatic preparation's proposal (`POST /v1/prepare`), the page at
+    `/` and its static files, on the gateway's app."""
+    from serve.workbench.proposal import router as proposal_router  # it imports this module
+
     app.include_router(router)
+    app.include_router(proposal_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -175,6 +175,17 @@ class CaseRecords:
                 "results": len(answer["results"])})
             return query.id
 
+    def record_proposal(self, user: str, case_id: str | None, image_sha256: str,
+                        proposal: dict) -> None:
+        """Audit an automatic preparation proposal like a manual step: what was proposed for
+        which photograph (the examiner's accepted or corrected values are recorded with the
+        search that uses them)."""
+        with self.sessions.begin() as session:
+            if case_id is not None:
+                self._case(session, case_id)
+            audit.append(session, user, "preparation.propose", case_id,
+                         {"image_sha256": image_sha256, **proposal})
+
     def record_rerun(self, user: str, case_id: str, query_id: int, answer: dict) -> dict:
         digest = result_digest(answer["results"])
         with self.sessions.begin() as session:

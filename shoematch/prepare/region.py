@@ -22,6 +22,11 @@ FLAT_MIN_SHARE = 0.005  # flat blobs smaller than this share of the image are le
 TEXTURE_CM = 0.4  # local contrast window: a few tread elements
 CLOSE_CM = 1.0  # gaps in the tread bridged when forming the blob
 RULER_MARGIN_CM = 0.5  # the ruler band grown by this before it is cut out
+# Textured half / plain half mean contrast below this: one texture throughout, no print (the
+# 100 dev originals lie at 1.56 and above; sensor noise on a plain ground at about 1.3).
+MIN_SEPARATION = 1.4
+# A blob over this share of the usable image is the ground's own texture taken for a print.
+MAX_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,13 @@ def find_region(grey: np.ndarray, px_per_cm: float, ruler_corners=None) -> Regio
     usable = contrast[~excluded]
     if usable.size == 0 or float(usable.max()) < FLAT_STD:
         return RegionFinding(False, "no print region: nothing in the image is textured")
-    textured = (contrast > np.median(usable)) & ~excluded
+    threshold = float(np.median(usable))
+    plain, rough = usable[usable <= threshold], usable[usable > threshold]
+    separation = float(rough.mean() / max(plain.mean(), 1e-6)) if rough.size else 1.0
+    if separation < MIN_SEPARATION:
+        return RegionFinding(False, "no print region: no area's texture stands out of the rest "
+                                    f"(contrast ratio {separation:.2f} < {MIN_SEPARATION})")
+    textured = (contrast > threshold) & ~excluded
     close = max(1, round(CLOSE_CM * px_per_cm / 2))
     blob = ndimage.binary_closing(textured, iterations=close)
     blob = ndimage.binary_opening(blob, iterations=close) & ~excluded
@@ -123,6 +134,9 @@ def find_region(grey: np.ndarray, px_per_cm: float, ruler_corners=None) -> Regio
     mask = ndimage.binary_fill_holes(labels == int(np.argmax(sizes)) + 1) & ~excluded
     if mask.sum() < (2 * window) ** 2:
         return RegionFinding(False, "no print region: the textured area is too small")
+    if mask.sum() > MAX_SHARE * (~excluded).sum():
+        return RegionFinding(False, "no print region: the whole image is textured alike, no "
+                                    "print stands out of its ground")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     confidence = float(textured[mask].mean())

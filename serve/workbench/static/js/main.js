@@ -103,10 +103,63 @@ async function loadFile(file) {
     viewer.show(view);
     state.prep.crop = null;
     state.placement = null;
+    await propose(file);
     $("original-info").textContent = `${file.name} · ${upload.format} ${upload.width}×${upload.height} · SHA-256 ${upload.sha256}`;
     status(`${file.name} loaded`);
     await preview();
   });
+}
+
+// --- automatic proposal -------------------------------------------------------------------
+// The server reads the photograph (ruler, print region, long axis) and the preparation is
+// pre-filled from it: a starting point the examiner accepts or corrects. What it could not
+// find is said, and that value is left as it was (the scale stays "assumed").
+const mid = (a, b) => ({ x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 });
+
+async function propose(file) {
+  const form = new FormData();
+  form.append("image", file, file.name);
+  form.append("case_id", state.caseId);
+  status(`reading the ruler and the print in ${file.name} …`);
+  let p;
+  try {
+    p = await postForm("/v1/prepare", form);
+  } catch (error) {
+    $("proposal-info").textContent = `No automatic proposal (${error.message}): prepare by hand.`;
+    return;
+  }
+  state.proposal = p;
+  const found = [];
+  if (p.scale.px_per_cm !== null) {
+    setPxPerCm(p.scale.px_per_cm, true);
+    $("pxcm-note").textContent = `(proposed from the ruler: ± ${p.scale.uncertainty} px/cm, confidence ${p.scale.confidence})`;
+    const c = p.scale.ruler_corners;
+    viewer.ruler = [mid(c[0], c[3]), mid(c[1], c[2])];
+    found.push(`scale ${p.scale.px_per_cm.toFixed(2)} px/cm (confidence ${p.scale.confidence})`);
+  }
+  if (p.crop.box) {
+    state.prep.crop = p.crop.box;
+    viewer.crop = p.crop.box;
+    found.push(`crop ${p.crop.box[2] - p.crop.box[0]}×${p.crop.box[3] - p.crop.box[1]} px (confidence ${p.crop.confidence})`);
+  }
+  if (p.rotation.rotate_deg !== null) {
+    setRotation(p.rotation.rotate_deg);
+    found.push(`turn ${p.rotation.rotate_deg}° toe right (axis confidence ${p.rotation.axis_confidence}; toe or heel is a guess — try the other turn)`);
+  }
+  if (p.mask.canvas_png) {
+    mask.load(await loadImage(`data:image/png;base64,${p.mask.canvas_png}`));
+    found.push("mask from the print's texture");
+  }
+  viewer.draw();
+  const missing = p.problems.length ? ` Not found: ${p.problems.join("; ")}.` : "";
+  $("proposal-info").textContent = found.length
+    ? `Proposed automatically — check each value: ${found.join(" · ")}.${missing}`
+    : `Nothing proposed.${missing} Prepare by hand.`;
+}
+
+function otherTurn() {
+  setRotation(Number($("rotate-num").value) + 180);
+  mask.turnHalf();
 }
 
 // --- preparation ----------------------------------------------------------------------------
@@ -380,6 +433,7 @@ document.querySelectorAll("[data-mask-tool]").forEach((b) => b.addEventListener(
 $("zoom-in").addEventListener("click", () => viewer.zoom(1.25));
 $("zoom-out").addEventListener("click", () => viewer.zoom(0.8));
 $("zoom-fit").addEventListener("click", () => viewer.fit());
+$("proposal-turn").addEventListener("click", otherTurn);
 $("crop-clear").addEventListener("click", () => { state.prep.crop = null; viewer.crop = null; viewer.draw(); schedulePreview(); });
 $("rotate").addEventListener("input", (e) => setRotation(e.target.value));
 $("rotate-num").addEventListener("change", (e) => setRotation(e.target.value));

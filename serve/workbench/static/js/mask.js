@@ -55,6 +55,22 @@ export class MaskEditor {
 
   fill(value) { this.snapshot(); this.bits.fill(value); this.changed(); }
 
+  // A proposed region (an image, bright = visible, the canvas's size) replaces the bitmap.
+  load(image) {
+    const scratch = document.createElement("canvas");
+    scratch.width = this.width;
+    scratch.height = this.height;
+    const ctx = scratch.getContext("2d");
+    ctx.drawImage(image, 0, 0, this.width, this.height);
+    const data = ctx.getImageData(0, 0, this.width, this.height).data;
+    this.snapshot();
+    for (let i = 0; i < this.bits.length; i++) this.bits[i] = data[4 * i] > 127 ? 1 : 0;
+    this.changed();
+  }
+
+  // The bitmap turned 180° about the canvas centre (a centred print turned by 180°).
+  turnHalf() { this.snapshot(); this.bits.reverse(); this.changed(); }
+
   undo() { this.swap(this.undoStack, this.redoStack); }
   redo() { this.swap(this.redoStack, this.undoStack); }
   swap(from, to) {
