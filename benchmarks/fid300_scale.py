@@ -159,8 +159,11 @@ def measure(jobs, args: argparse.Namespace, data: FidData, probes: list, distrac
     refdb = with_distractors(data, distractors, args.out)
     index = os.path.join(os.path.abspath(args.out), f"index-{distractors}")
     if read_current(index) is None or read_manifest(index).dense is None:
+        # One encoder actor, small batches: the dense backbone's activations at 20 px/cm take
+        # ≈ 0.1 GiB per image, and a 24 GiB machine also holds the cluster and the evaluation.
         jobs.run("jobs.reindex", ["--model", model, "--refdb", os.path.abspath(refdb), "--out",
-                                  index, "--shards", "4", "--dense"], timeout_s=14400)
+                                  index, "--shards", "4", "--dense", "--actors", "1",
+                                  "--batch-size", "4"], timeout_s=14400)
     manifest = read_manifest(index)
     assert manifest.dense is not None and manifest.dense.scan is not None
     n = args.candidates or int(manifest.dense.scan.config["candidates"])
