@@ -23,12 +23,10 @@ import tempfile
 import time
 
 import numpy as np
-import ray
 from ray import serve
 
-from benchmarks.bench_scale import cluster, deploy
+from benchmarks.bench_scale import deploy, serve_on_cluster
 from benchmarks.random_index import write_random_dense_index
-from cluster.local import ClusterState
 from serve.cascade import cascade_matches
 from shoematch.index.layout import IndexManifest
 
@@ -97,25 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--address", default=None,
-                        help="a running Ray cluster; default: cluster up here")
+                        help="a running Ray cluster, or 'local'; default: cluster up here")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "bench_cascade"))
     args = parser.parse_args(argv)
-    os.makedirs(args.work, exist_ok=True)
-    state_dir = os.path.join(args.work, "cluster")
-    if args.address is None:
-        cluster(["up", "--workers", str(args.workers)], state_dir)
-        args.address = ClusterState.load(state_dir).ray_address
-    try:
-        ray.init(address=args.address)
-        serve.start(proxy_location="Disabled")
+    with serve_on_cluster(args.address, args.workers, args.work):
         for references in (int(s) for s in args.sizes.split(",")):
             run_size(args, references)
-    finally:
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
-        if os.path.exists(os.path.join(state_dir, "cluster.json")):
-            cluster(["down"], state_dir)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import ray
@@ -157,6 +159,30 @@ def cluster(command: list[str], state_dir: str) -> None:
                    cwd=REPO, check=True)
 
 
+@contextmanager
+def serve_on_cluster(address: str | None, workers: int, work: str) -> Iterator[None]:
+    """Ray Serve (handles only, no HTTP port) on `address` ("local": a fresh single-node
+    instance), or on a local multi-node cluster brought up here and taken down after."""
+    os.makedirs(work, exist_ok=True)
+    state_dir = os.path.join(work, "cluster")
+    if address is None:
+        cluster(["up", "--workers", str(workers)], state_dir)
+        address = ClusterState.load(state_dir).ray_address
+    try:
+        if address == "local":
+            init_ray()
+        else:
+            ray.init(address=address)
+        serve.start(proxy_location="Disabled")
+        yield
+    finally:
+        if ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
+        if os.path.exists(os.path.join(state_dir, "cluster.json")):
+            cluster(["down"], state_dir)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,300000,1000000")
@@ -173,31 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
-    os.makedirs(args.work, exist_ok=True)
-    state_dir = os.path.join(args.work, "cluster")
-    if args.address is None:
-        cluster(["up", "--workers", str(args.workers)], state_dir)
-        args.address = ClusterState.load(state_dir).ray_address
-    try:
-        if args.address == "local":
-            init_ray()
-        else:
-            ray.init(address=args.address)
+    with serve_on_cluster(args.address, args.workers, args.work):
         nodes = [n for n in ray.nodes() if n["Alive"]]
         print(f"Ray cluster: {len(nodes)} nodes, {ray.cluster_resources().get('CPU', 0):.0f} "
               f"CPUs declared on this machine's {os.cpu_count()} cores; {args.slots} shard "
               f"slots × {args.shard_cpus} CPU; top-{K}, {VISIBLE:.0%} of cells visible; "
               f"{args.requests} requests per cell, at most {args.time_cap:.0f} s")
-        serve.start(proxy_location="Disabled")  # handles only: no HTTP port
         queries = masked_queries(np.random.default_rng(1), 16)
         measured = {references: run_size(args, references, queries) for references in sizes}
         print_fit(measured, args.slots)
-    finally:
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
-        if os.path.exists(os.path.join(state_dir, "cluster.json")):
-            cluster(["down"], state_dir)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
 
-
-class Candidate(Protocol):
-    @property
-    def model(self) -> str: ...
-
-    @property
-    def score(self) -> float: ...
-
-    @property
-    def order(self) -> int: ...
-
-
-T = TypeVar("T", bound=Candidate)
+from shoematch.retrieval.ranked import Hit as T
 
 
 def scan_order(candidates: Sequence[T]) -> list[T]:

@@ -8,21 +8,8 @@ lists, deduplicated by model (best score wins), holds the exact global top k.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, TypeVar
 
-
-class RankedHit(Protocol):
-    """What the merge reads of a hit (read-only, so frozen dataclasses satisfy it)."""
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def order(self) -> int: ...
-
-
-Hit = TypeVar("Hit", bound=RankedHit)
+from shoematch.retrieval.ranked import Hit
 
 
 def merge_top_k(lists: Iterable[Sequence[Hit]], k: int) -> list[Hit]:
