@@ -208,7 +208,9 @@ class Gateway:
             "p_top10": None,
             "confident": None,
             "confidence_reason": cascade.NO_CALIBRATION,
+            # `score`: what ranked the model — its exact MCNCC score, else its scan score.
             "results": [{"rank": rank, "model_id": m.model, **public(m), "z": None,
+                         "score": m.score if dense.dense_field(score) is None else score,
                          "dense_score": dense.dense_field(score)}
                         for rank, (m, score) in enumerate(ranked, start=1)],
             "timings_ms": {"admission": round((admitted - started) * 1e3, 2),

@@ -121,6 +121,8 @@ def test_cascade_is_the_default_and_ranks_as_in_process(dense_service, queries):
                                   {"stage": "exact", "references": 6, "kept": None}]
         assert body["p_top10"] is None and "no calibrated probability" in body[
             "confidence_reason"]
+        assert all(r["score"] == r["dense_score"] for r in body["results"]
+                   if r["dense_score"] is not None)  # what ranked it: the exact score
         expected = in_process_cascade(root, record, 10, 6)
         assert [r["model_id"] for r in body["results"]] == [m for m, _ in expected]
         np.testing.assert_allclose(
