@@ -210,9 +210,9 @@ class Gateway:
             "confidence_reason": cascade.NO_CALIBRATION,
             # `score`: what ranked the model — its exact MCNCC score, else its scan score.
             "results": [{"rank": rank, "model_id": m.model, **public(m), "z": None,
-                         "score": m.score if dense.dense_field(score) is None else score,
-                         "dense_score": dense.dense_field(score)}
-                        for rank, (m, score) in enumerate(ranked, start=1)],
+                         "score": m.score if exact is None else exact, "dense_score": exact}
+                        for rank, (m, exact) in enumerate(
+                            ((m, dense.dense_field(score)) for m, score in ranked), start=1)],
             "timings_ms": {"admission": round((admitted - started) * 1e3, 2),
                            "encode": round((encoded - admitted) * 1e3, 2),
                            "search": round(slot_ms["scan"], 2),
