@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
@@ -32,3 +34,13 @@ def wait_job(client, job, timeout_s: float, until=None):
             return status
         time.sleep(1)
     raise AssertionError(f"job not done in {timeout_s} s:\n{client.get_job_logs(job)[-3000:]}")
+
+
+def kill_shard_replica(dashboard_url: str, deployment: str = "IndexShard0") -> None:
+    """SIGKILL one live replica of a shard deployment, as a crashed node would lose it."""
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=1000)
+    victims = [a.pid for a in actors if deployment in (a.class_name or "")]
+    assert victims, [a.class_name for a in actors]
+    os.kill(victims[0], signal.SIGKILL)

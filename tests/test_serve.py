@@ -6,8 +6,6 @@ replica never yields an incomplete ranking."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +23,7 @@ from shoematch.data.images import decode_image, encode_png
 from shoematch.index.encoding import query_cells
 from shoematch.index.reader import SearchIndex
 from tests.conftest import NODE_TOKEN, NODE_TOKEN_ENV, REPO
-from tests.ray_jobs import submit, wait_job
+from tests.ray_jobs import kill_shard_replica, submit, wait_job
 
 TOKEN = NODE_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -211,14 +209,9 @@ def test_reload_under_load_drops_nothing(service, queries, random_encoder, tiny_
 
 def test_killed_shard_replica_never_returns_a_partial_ranking(service, queries, random_encoder,
                                                               ray_head):
-    from ray.util.state import list_actors
-
     url, root = service
     expected = {i: in_process(root, random_encoder, queries[i], 10) for i in range(3)}
-    actors = list_actors(address=ray_head.url, filters=[("state", "=", "ALIVE")], limit=1000)
-    victims = [a.pid for a in actors if "IndexShard0" in (a.class_name or "")]
-    assert victims, [a.class_name for a in actors]
-    os.kill(victims[0], signal.SIGKILL)
+    kill_shard_replica(ray_head.url)
     statuses = []
     deadline = time.monotonic() + 120
     for i in range(30):  # bounded in count and time

@@ -8,8 +8,6 @@ cascade on an index without their maps a 409."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ from shoematch.dense.matcher import DenseConfig, DenseMatcher
 from shoematch.index.layout import read_manifest
 from shoematch.index.reader import SearchIndex
 from tests.conftest import REPO
-from tests.ray_jobs import submit, wait_job
+from tests.ray_jobs import kill_shard_replica, submit, wait_job
 from tests.test_reindex import run_local
 
 DENSE_CONFIG = ["block=2", "px_per_cm=5"]
@@ -189,14 +187,9 @@ def test_unmatchable_probes_get_400_with_the_reason(dense_service, queries):
 
 def test_killed_shard_replica_never_returns_a_partial_cascade(dense_service, queries,
                                                              ray_head):
-    from ray.util.state import list_actors
-
     url, root = dense_service
     expected = {i: [m for m, _ in in_process_cascade(root, queries[i], 10, 6)] for i in range(3)}
-    actors = list_actors(address=ray_head.url, filters=[("state", "=", "ALIVE")], limit=1000)
-    victims = [a.pid for a in actors if "IndexShard0" in (a.class_name or "")]
-    assert victims, [a.class_name for a in actors]
-    os.kill(victims[0], signal.SIGKILL)
+    kill_shard_replica(ray_head.url)
     statuses = []
     deadline = time.monotonic() + 120
     for i in range(20):  # bounded in count and time
