@@ -6,6 +6,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from shoematch.ray.cluster import submit_job
 from tests.conftest import REPO
@@ -44,3 +46,23 @@ def kill_shard_replica(dashboard_url: str, deployment: str = "IndexShard0") -> N
     victims = [a.pid for a in actors if deployment in (a.class_name or "")]
     assert victims, [a.class_name for a in actors]
     os.kill(victims[0], signal.SIGKILL)
+
+
+def only_whole_rankings(send: Callable[[int], Any], expected: dict[int, list[str]],
+                        tries: int, limit_s: float = 120) -> None:
+    """After a replica was lost: `send(i)` for query i % len(expected), bounded in count and
+    time; each answer is the whole expected ranking or a 503 naming the shard, and the last
+    one is a ranking again (Serve replaced the replica)."""
+    statuses = []
+    deadline = time.monotonic() + limit_s
+    for i in range(tries):
+        if time.monotonic() > deadline:
+            break
+        response = send(i % len(expected))
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            assert [r["model_id"] for r in response.json()["results"]] == \
+                expected[i % len(expected)]
+        else:
+            assert response.status_code == 503 and "shard" in response.json()["error"]
+    assert statuses[-1] == 200, statuses

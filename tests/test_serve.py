@@ -23,7 +23,7 @@ from shoematch.data.images import decode_image, encode_png
 from shoematch.index.encoding import query_cells
 from shoematch.index.reader import SearchIndex
 from tests.conftest import NODE_TOKEN, NODE_TOKEN_ENV, REPO
-from tests.ray_jobs import kill_shard_replica, submit, wait_job
+from tests.ray_jobs import kill_shard_replica, only_whole_rankings, submit, wait_job
 
 TOKEN = NODE_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -212,15 +212,4 @@ def test_killed_shard_replica_never_returns_a_partial_ranking(service, queries, 
     url, root = service
     expected = {i: in_process(root, random_encoder, queries[i], 10) for i in range(3)}
     kill_shard_replica(ray_head.url)
-    statuses = []
-    deadline = time.monotonic() + 120
-    for i in range(30):  # bounded in count and time
-        if time.monotonic() > deadline:
-            break
-        response = post(url, queries[i % 3], k="10")
-        statuses.append(response.status_code)
-        if response.status_code == 200:
-            assert [r["model_id"] for r in response.json()["results"]] == expected[i % 3]
-        else:
-            assert response.status_code == 503 and "shard" in response.json()["error"]
-    assert statuses[-1] == 200, statuses
+    only_whole_rankings(lambda i: post(url, queries[i], k="10"), expected, 30)
